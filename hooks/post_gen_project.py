@@ -1,0 +1,82 @@
+"""Tidy the freshly rendered repository and tell the user what to do next.
+
+Runs inside the new project folder after rendering. Each option that can
+leave files out has its own small ``remove_*`` function, so adding an
+algorithm means adding one entry to ``ALGORITHM_FILES``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+ANSWERS: dict = json.loads({{ cookiecutter | jsonify(indent=None) | jsonify(indent=None) }})
+
+# Files that belong to one example algorithm. random_trainer.py is always kept: it is the
+# reference trainer, and `make demo` runs it.
+ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
+    "ppo": ("src/ppo_trainer.py", "tests/test_ppo_trainer.py"),
+    "tf": ("src/tf_trainer.py", "tests/test_tf_trainer.py"),
+}
+
+# Answers that only describe the machine the template was rendered on; keeping them out of
+# .cookiecutter.json keeps local paths out of a repository that will be pushed.
+MACHINE_LOCAL_KEYS = ("_output_dir", "_repo_dir", "_checkout")
+
+
+def remove(relative_path: str) -> None:
+    path = Path(relative_path)
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def remove_unchosen_algorithms(chosen: str) -> None:
+    for algorithm, files in ALGORITHM_FILES.items():
+        if chosen not in (algorithm, "all"):
+            for relative_path in files:
+                remove(relative_path)
+
+
+def write_answers_file() -> None:
+    """Keep the answers (cruft/cookiecutter replay format) so the project can be re-rendered later."""
+    answers = {key: value for key, value in ANSWERS.items() if key not in MACHINE_LOCAL_KEYS}
+    Path(".cookiecutter.json").write_text(json.dumps(answers, indent=2) + "\n", encoding="utf-8")
+
+
+def print_next_steps() -> None:
+    slug = ANSWERS["project_slug"]
+    print(
+        f"""
+Created {slug}/. Next steps:
+
+  1. Try it locally (no AWS, no Unity needed; Python 3.11 and make):
+       cd {slug}
+       make demo        # random agent on the bundled simulated Unity build
+       make test        # the repository's own tests
+
+  2. Put it on GitHub:
+       git init -b main && git add -A && git commit -m "Start from unity-sagemaker-rl"
+       git remote add origin https://github.com/<you>/{slug}.git
+       git push -u origin main
+
+  3. Link the repository to a SageMaker notebook instance (SageMaker console > Notebook >
+     Git repositories > Add repository; a private repo needs a GitHub token with the 'repo'
+     scope), open the instance's JupyterLab, then open job_launcher.ipynb.
+
+  4. Upload your zipped Unity Linux build to s3://{ANSWERS["s3_bucket"]}/{ANSWERS["unity_build_zip_key"]}
+     and publish the training image to {ANSWERS["ecr_image_uri"]} (see README.md).
+"""
+    )
+
+
+def main() -> None:
+    remove_unchosen_algorithms(ANSWERS["algorithm"])
+    write_answers_file()
+    print_next_steps()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Helpers shared by the template's tests: baking with pytest-cookies and reading the result."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+TEMPLATE_OPTIONS: dict = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text(encoding="utf-8"))
+ALGORITHMS: list[str] = TEMPLATE_OPTIONS["algorithm"]
+REGIONS: list[str] = TEMPLATE_OPTIONS["aws_region"]
+
+# Jinja left in a rendered file. GitHub Actions' own `${{ ... }}` expressions are meant to be there.
+LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+
+BINARY_SUFFIXES = {".png", ".zip", ".gz", ".so", ".pb", ".bin"}
+
+
+def text_files(project: Path) -> Iterator[Path]:
+    for path in sorted(project.rglob("*")):
+        if path.is_file() and path.suffix not in BINARY_SUFFIXES:
+            yield path
+
+
+def bake(cookies, **answers):
+    """Bake the template with ``answers`` over its defaults; return pytest-cookies' Result."""
+    return cookies.bake(extra_context=answers, template=str(TEMPLATE_DIR))
+
+
+@pytest.fixture
+def baked_default(cookies):
+    result = bake(cookies)
+    assert result.exit_code == 0, result.exception
+    return result.project_path

@@ -1,0 +1,5 @@
+"""Shared pytest set-up for this repository's tests.
+
+Fixtures live in small modules beside this file, one per subject, and are
+re-exported here so every test module can use them by name.
+"""
