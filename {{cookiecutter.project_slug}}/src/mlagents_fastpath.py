@@ -122,7 +122,7 @@ class GeneratedModuleLoader(importlib.abc.Loader):
             raise FastPathBuildError(_build_failure_message(self.fullname, self.path, error)) from error
 
 
-def extract_serialized_descriptor(source: str, path: str = "<source>") -> bytes:
+def extract_serialized_descriptor(source: str | bytes, path: str = "<source>") -> bytes:
     """Return the serialized ``FileDescriptorProto`` a generated ``_pb2`` source holds, without running it.
 
     Old protoc output passes it as ``FileDescriptor(serialized_pb=_b('...'))`` (a latin-1 str) or
@@ -160,9 +160,9 @@ def _called_name(call: ast.Call) -> str | None:
     return None
 
 
-def _read_source(path: str) -> str:
-    """The module's source text; generated modules are ASCII with escapes, but read it as UTF-8."""
-    with open(path, encoding="utf-8") as source_file:
+def _read_source(path: str) -> bytes:
+    """The module's source as bytes: ``ast.parse`` then honours a coding cookie, as import would."""
+    with open(path, "rb") as source_file:
         return source_file.read()
 
 

@@ -7,7 +7,9 @@ slope with acceleration ``5/7 * gravity * sin(tilt)`` (a solid sphere rolling wi
 slowed by a little rolling drag. Reward is +0.1 for each step the ball stays on and -1 (with
 ``done``) when its centre leaves the platform; an episode that lasts ``max_steps`` steps ends with
 ``max_step_reached``. The best return is therefore ``0.1 * max_steps`` (100 for 1000 steps), which
-:func:`balancing_controller` reaches; random actions drop the ball within ~20 steps (return ~0.6).
+:func:`balancing_controller` reaches from every start; uniform random actions drop the ball after 27
+steps on average (mean return 1.56 over 2000 episodes; 1.34 for random discrete actions; doing
+nothing scores 2.3).
 
 Tilt is an integral of the action and position a double integral of tilt, so "push against the
 ball" is not enough: a policy must also damp the ball's velocity, as in Unity's 3DBall. The state
@@ -38,6 +40,7 @@ DRAG_PER_MASS = 0.5
 """Velocity damping (1/s) for a ball of mass 1; heavier balls are damped less."""
 ALIVE_REWARD = 0.1
 FALL_REWARD = -1.0
+_HEIGHT_SIGN = np.array([1.0, -1.0])
 OBSERVATION_SIZE = 8
 """Tilt z, x; ball position relative to the platform x, y, z; ball velocity x, y, z."""
 
@@ -61,7 +64,9 @@ class PhysicsParameters:
         for name in ("gravity", "mass", "scale"):
             value = getattr(self, name)
             if not np.isfinite(value) or (name != "gravity" and value <= 0):
-                raise ValueError(f"ball-balance parameter {name}={value!r} is not allowed; use a positive number")
+                raise ValueError(
+                    f"ball-balance parameter {name}={value!r} is not allowed; use a positive number"
+                )
         return self
 
 
@@ -94,6 +99,7 @@ class BallBalance:
         self.position = np.zeros((num_agents, 2))  # along x, z on the platform
         self.velocity = np.zeros((num_agents, 2))
         self.steps = np.zeros(num_agents, np.int64)
+        self._slope = np.zeros((num_agents, 2))  # sin(tilt), kept up to date by step and restart
         self._observations = np.zeros((num_agents, OBSERVATION_SIZE), np.float32)
         self._outcome = StepOutcome(
             np.zeros(num_agents, np.float32), np.zeros(num_agents, bool), np.zeros(num_agents, bool)
@@ -124,42 +130,57 @@ class BallBalance:
         count = int(np.count_nonzero(agents))
         if count == 0:
             return
-        self.parameters = self._pending_parameters
+        self._use_parameters(self._pending_parameters)
         self.tilt[agents] = self._rng.uniform(-START_TILT, START_TILT, (count, 2))
         self.position[agents] = self._rng.uniform(-START_HALF_RANGE, START_HALF_RANGE, (count, 2))
         self.velocity[agents] = 0.0
         self.steps[agents] = 0
+        np.sin(self.tilt, out=self._slope)
+
+    def _use_parameters(self, parameters: PhysicsParameters) -> None:
+        """Precompute the per-step factors of the physics from gravity and mass."""
+        self.parameters = parameters
+        self._velocity_kept = 1.0 - DRAG_PER_MASS / parameters.mass * DECISION_SECONDS
+        # Tilting about z accelerates the ball towards -x; tilting about x towards +z.
+        self._slope_to_velocity = ROLLING * parameters.gravity * DECISION_SECONDS * np.array([-1.0, 1.0])
 
     def step(self, tilt_change: np.ndarray) -> StepOutcome:
-        """Apply one action per agent (shape [num_agents, 2], clipped to [-1, 1]) and advance 0.1 s."""
-        params = self.parameters
-        np.clip(self.tilt + np.clip(tilt_change, -1.0, 1.0) * TILT_RATE, -MAX_TILT, MAX_TILT, out=self.tilt)
-        slope = np.sin(self.tilt)
-        # Tilting about z lowers the -x side; tilting about x lowers the +z side.
-        acceleration = ROLLING * params.gravity * np.stack((-slope[:, 0], slope[:, 1]), axis=1)
-        acceleration -= (DRAG_PER_MASS / params.mass) * self.velocity
-        self.velocity += acceleration * DECISION_SECONDS
-        self.position += self.velocity * DECISION_SECONDS
+        """Apply one action per agent (shape [num_agents, 2], clipped to [-1, 1]) and advance 0.1 s.
+
+        Semi-implicit Euler: ``v += (slope_acceleration - drag * v) * dt; x += v * dt``. Written with
+        in-place operations because it runs once per step for every trainer using the build.
+        """
+        tilt, velocity = self.tilt, self.velocity
+        tilt += np.clip(tilt_change, -1.0, 1.0) * TILT_RATE
+        np.clip(tilt, -MAX_TILT, MAX_TILT, out=tilt)
+        np.sin(tilt, out=self._slope)
+        velocity *= self._velocity_kept
+        velocity += self._slope * self._slope_to_velocity
+        self.position += velocity * DECISION_SECONDS
         self.steps += 1
 
         outcome = self._outcome
         np.greater(np.abs(self.position).max(axis=1), PLATFORM_HALF_SIZE, out=outcome.fell)
         np.greater_equal(self.steps, self.max_steps, out=outcome.reached_max_step)
         outcome.reached_max_step &= ~outcome.fell
-        outcome.reward[:] = np.where(outcome.fell, FALL_REWARD, ALIVE_REWARD)
+        outcome.reward.fill(ALIVE_REWARD)
+        outcome.reward[outcome.fell] = FALL_REWARD
         return outcome
 
     def observations(self) -> np.ndarray:
-        """The 8 vector observations of every agent, shape [num_agents, 8] (a reused buffer)."""
+        """The 8 vector observations of every agent, shape [num_agents, 8] (a reused buffer).
+
+        Height and vertical speed are those of the ball above the platform's centre in world
+        axes: the slope lifts the +x side (tilt about z) and lowers the +z side (tilt about x).
+        """
         obs = self._observations
-        slope = np.sin(self.tilt)
+        lift = self._slope * _HEIGHT_SIGN
         obs[:, 0:2] = self.tilt
-        obs[:, 2] = self.position[:, 0]
-        obs[:, 3] = self.ball_radius + self.position[:, 0] * slope[:, 0] - self.position[:, 1] * slope[:, 1]
-        obs[:, 4] = self.position[:, 1]
-        obs[:, 5] = self.velocity[:, 0]
-        obs[:, 6] = self.velocity[:, 0] * slope[:, 0] - self.velocity[:, 1] * slope[:, 1]
-        obs[:, 7] = self.velocity[:, 1]
+        obs[:, 2:5:2] = self.position
+        obs[:, 3] = (self.position * lift).sum(axis=1)
+        obs[:, 3] += self.ball_radius
+        obs[:, 5:8:2] = self.velocity
+        obs[:, 6] = (self.velocity * lift).sum(axis=1)
         return obs
 
     @property
@@ -176,6 +197,31 @@ class BallBalance:
         allowed[:, :, 0] = self.tilt > -MAX_TILT + 1e-9
         allowed[:, :, 2] = self.tilt < MAX_TILT - 1e-9
         return allowed
+
+
+def render_top_down(env: BallBalance, size: int, agents: np.ndarray | None = None) -> np.ndarray:
+    """A top-down camera image per agent, [n, size, size, 3] uint8, for visual observations.
+
+    The view spans the platform plus a margin. Platform pixels encode the tilt (red: about z,
+    green: about x, 128 = level), the ball is a white disc of its radius, the rest is black. One
+    frame shows position and tilt but not velocity, as a single camera frame in Unity would.
+    """
+    index = np.arange(env.num_agents) if agents is None else agents
+    extent = PLATFORM_HALF_SIZE + 0.5
+    centres = (np.arange(size) + 0.5) / size * 2 * extent - extent
+    on_platform = np.abs(centres) <= PLATFORM_HALF_SIZE
+    platform = on_platform[:, None] & on_platform[None, :]  # rows are z (far to near), columns x
+
+    tilt_colour = np.clip(128 + 127 * env.tilt[index] / MAX_TILT, 0, 255)
+    images = np.zeros((len(index), size, size, 3), np.uint8)
+    images[:, platform, 0] = tilt_colour[:, 0, None]
+    images[:, platform, 1] = tilt_colour[:, 1, None]
+    images[:, platform, 2] = 64
+
+    dx = centres[None, None, :] - env.position[index, 0, None, None]
+    dz = -centres[None, :, None] - env.position[index, 1, None, None]
+    images[dx * dx + dz * dz <= env.ball_radius**2] = 255
+    return images
 
 
 def balancing_controller(observations: np.ndarray, gain: float = 1.0, damping: float = 1.6) -> np.ndarray:

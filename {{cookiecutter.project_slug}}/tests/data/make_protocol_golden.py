@@ -5,7 +5,7 @@ rebuild the same samples in whichever venv they run in (hook on protobuf 6, or n
 and check the bytes and the parsed field values against it. Regenerate it only in the conservative
 venv, which is where the original generated code runs unmodified:
 
-    PYTHONPATH=tests/data .venv-conservative/bin/python tests/data/make_protocol_golden.py
+    .venv-conservative/bin/python tests/data/make_protocol_golden.py
 
 The sample values are derived from each field's number and type, so a field added to the protocol
 is covered without editing this file.
@@ -69,7 +69,7 @@ def build_samples() -> dict[str, Any]:
     A type with a oneof gets one sample per member (``Name[member]``), since only one can be set.
     """
     samples = {}
-    for full_name, message_class in message_classes().items():
+    for message_class in message_classes().values():
         for variant in range(oneof_variant_count(message_class.DESCRIPTOR)):
             sample = message_class()
             fill_message(sample, variant=variant)
@@ -244,7 +244,10 @@ def golden_document() -> dict[str, Any]:
             "generator": "tests/data/make_protocol_golden.py",
         },
         "modules": {
-            name: {"descriptor_hex": module.DESCRIPTOR.serialized_pb.hex(), "api_names": module_api_names(module)}
+            name: {
+                "descriptor_hex": module.DESCRIPTOR.serialized_pb.hex(),
+                "api_names": module_api_names(module),
+            }
             for name, module in protocol_modules().items()
         },
         "messages": {
@@ -260,18 +263,23 @@ def main() -> int:
 
     if not google.protobuf.__version__.startswith("3."):
         print(
-            f"make_protocol_golden.py: protobuf {google.protobuf.__version__} is installed; the golden file must "
-            "come from mlagents-envs' own generated code, which needs protobuf 3.20.3. Run it with the "
+            f"make_protocol_golden.py: protobuf {google.protobuf.__version__} is installed; the golden file "
+            "must come from mlagents-envs' own generated code, which needs protobuf 3.20.3. Run it with the "
             "conservative venv (requirements/dev-conservative.txt).",
             file=sys.stderr,
         )
         return 2
     if "mlagents_fastpath" in sys.modules:
-        print("make_protocol_golden.py: mlagents_fastpath is imported; run this script on its own.", file=sys.stderr)
+        print(
+            "make_protocol_golden.py: mlagents_fastpath is imported; run this script on its own.",
+            file=sys.stderr,
+        )
         return 2
     document = golden_document()
     GOLDEN_PATH.write_text(json.dumps(document, indent=1, sort_keys=True, ensure_ascii=True) + "\n")
-    print(f"wrote {len(document['messages'])} messages from {len(document['modules'])} modules to {GOLDEN_PATH}")
+    print(
+        f"wrote {len(document['messages'])} messages from {len(document['modules'])} modules to {GOLDEN_PATH}"
+    )
     return 0
 
 

@@ -1,0 +1,444 @@
+"""Trainer and LocalTrainer: the base class every training script in src/ extends.
+
+A training script is a file with a module-level ``config`` dict, a ``Trainer`` subclass that
+implements ``run()``, and a main guard (random_trainer.py is the example to copy). The script only
+deals with an env, ``self.config`` and folders to write to; this module does the rest:
+
+* config: DEFAULT_CONFIG < the script's ``config`` < project.toml build settings (local runs only)
+  < hyperparameters (``SM_HPS`` in a job, then ``--key value``); each value keeps the type of the
+  layer below it, so ``--use_visual false`` is the bool False;
+* the Unity build: a zip in S3, a SageMaker input channel, or a zip/folder on disk (unity_build.py);
+* the environment: ``UnityEnvironment`` plus the gym wrapper, or the multi-agent env (unity_envs.py),
+  always closed again, including on exceptions, SIGTERM (SageMaker stop, spot interruption) and Ctrl-C;
+* where results go: SageMaker's folders inside a job, ``runs/<name>-<YYYYmmdd-HHMMSS>/`` locally.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import mlagents_fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
+
+# isort: split
+import numpy as np
+from mlagents_envs.environment import UnityEnvironment
+from mlagents_envs.exception import UnityException, UnityWorkerInUseException
+
+import unity_build
+from trainer_config import (
+    ConfigError,
+    in_sagemaker_job,
+    merge_config,
+    parse_cli,
+    read_project_settings,
+    read_sm_hps,
+    validate_config,
+)
+from unity_envs import (
+    MultiAgentUnityEnv,
+    RunningPlayer,
+    UnityEnvOptionError,
+    make_single_agent_env,
+    port_in_use,
+    side_channels,
+)
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ConfigError",
+    "LocalTrainer",
+    "Trainer",
+    "TrainingStopped",
+    "UnityEnvOptionError",
+]
+
+logger = logging.getLogger("trainer")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WORKER_ID_ATTEMPTS = 32
+SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")  # SageMaker syncs it with checkpoint_s3_uri
+
+DEFAULT_CONFIG: dict[str, object] = {
+    # The Unity Linux build. In a SageMaker job: the zip s3://<bucket>/<zip_env_name>, or the input
+    # channel <build_channel> if the job has one; locally: the zip <zip_env_name> on disk, or the
+    # already extracted <build_folder>. Relative paths: to the working directory in a job, to the
+    # repo locally.
+    "bucket": "",
+    "zip_env_name": "",
+    "build_folder": "unity_build",
+    "env_file": "",  # the player in the build, with or without .x86_64 ("" = the only one there is)
+    "build_channel": "env",  # a job started with fit({"env": "s3://.../build.zip"}) has channel "env"
+    # The environment (the original template's options, same meaning).
+    "worker_id": 0,  # the player talks on port 5005 + worker_id; the next free id is taken if it is busy
+    "use_visual": False,  # observe the camera (True) or the vector observations (False)
+    "use_uint8_visual": False,  # visual observations as uint8 0-255 instead of float 0-1
+    "multiagent": False,  # every agent of the behaviour, as lists (see unity_envs.MultiAgentUnityEnv)
+    "flatten_branched": False,  # several discrete branches become one Discrete (else MultiDiscrete)
+    "allow_multiple_visual_obs": False,  # a list of every visual observation instead of the first
+    "no_graphics": True,  # start the player with -nographics -batchmode (False only for cameras on a GPU)
+    "additional_args": [],  # extra command-line arguments for the player
+    "env_parameters": {},  # name -> float, sent through the EnvironmentParametersChannel
+    "time_scale": 20.0,  # Unity Time.timeScale (mlagents-learn's default: physics 20x faster than real time)
+    "timeout_wait": 60,  # seconds to wait for the player to connect, and to quit
+    "seed": 0,
+    # Where results go.
+    "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job (synced to S3), <run>/checkpoints locally
+    "runs_dir": "runs",  # local runs write to <runs_dir>/<name>-<YYYYmmdd-HHMMSS>/
+    "project_file": "project.toml",  # local runs take the build settings from it ("" = don't)
+}
+
+
+class TrainingStopped(BaseException):  # noqa: N818  (like KeyboardInterrupt, not an error)
+    """Raised in run() by SIGTERM/SIGINT so that everything unwinds and Unity is closed."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+# ----------------------------------------------------------------------------------------------
+# The trainer
+
+
+class Trainer(ABC):
+    """Base class of a training script: subclass it, implement ``run()``, call it from a main guard.
+
+    In ``run()``: ``path = self.download_unity_env()``, then ``with self.get_gym_env(path) as env:``;
+    save the model in ``self.model_dir``, other results in ``self.output_dir``, checkpoints in
+    ``self.checkpoint_dir``; report progress with ``self.log_metrics(step, ...)``. SIGTERM/Ctrl-C
+    raise ``TrainingStopped`` inside ``run()``, unless the class sets ``checks_stop_requested = True``
+    and returns by itself once ``self.stop_requested`` is set. ``run()`` is wrapped (see
+    ``__init_subclass__``) so every Unity player it started is closed however it ends.
+    """
+
+    checks_stop_requested: bool = False
+    local_only: bool = False
+    name: str = ""  # prefix of local run folders; "" = the script's file name without "_trainer"
+
+    def __init__(self, config: Mapping | None = None, argv: Sequence[str] | None = None):
+        if argv is None:  # only a script run as `python x_trainer.py --key value` takes the command line
+            argv = sys.argv[1:] if type(self).__module__ == "__main__" else []
+        script = dict(config or {})
+        cli, local_flag = parse_cli(argv, {**DEFAULT_CONFIG, **script})
+        self.local = self.local_only or local_flag or not in_sagemaker_job()
+        overrides = [("SM_HPS", {} if self.local else read_sm_hps()), ("command line", cli)]
+        if self.local:
+            probe = merge_config(DEFAULT_CONFIG, script, *overrides)["project_file"]
+            project = (
+                read_project_settings(self._resolve(probe), probe != DEFAULT_CONFIG["project_file"])
+                if probe
+                else {}
+            )
+            overrides.insert(0, ("project.toml", project))
+        self.config = merge_config(DEFAULT_CONFIG, script, *overrides)
+        validate_config(self.config)
+        self.seed: int = self.config["seed"]
+        self.rng = np.random.default_rng(self.seed)
+        self.worker_id: int = self.config["worker_id"]
+        self.run_name = self.name or _script_name(type(self))
+        self._started = datetime.now()
+        self._run_dir: Path | None = None
+        self._players: list[RunningPlayer] = []
+        self._stop_signal: int | None = None
+        self._stop_callbacks: list[Callable[[int], None]] = []
+        self._in_run = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__ and not getattr(cls.run, "_guarded", False):
+            cls.run = _guarded(cls.run)
+
+    @abstractmethod
+    def run(self):
+        """Train. Subclasses implement this."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(mode={'local' if self.local else 'sagemaker'}, config={self.config!r})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close_env()
+
+    # ---- the Unity build --------------------------------------------------------------------
+
+    def download_unity_env(self) -> str:
+        """Get the Unity build onto this machine, extracted and executable; return the player's path."""
+        c = self.config
+        folder = self._resolve(c["build_folder"])
+        if self.local:
+            path = self._local_build(folder)
+        else:
+            channel = os.environ.get(f"SM_CHANNEL_{c['build_channel'].upper()}", "")
+            if channel and Path(channel).is_dir():
+                path = unity_build.build_from_channel(Path(channel), c["zip_env_name"], folder, c["env_file"])
+            else:
+                path = unity_build.build_from_s3(c["bucket"], c["zip_env_name"], folder, c["env_file"])
+        logger.info("Unity player ready: %s", path)
+        return str(path)
+
+    def _local_build(self, folder: Path) -> Path:
+        zip_name, env_file = self.config["zip_env_name"], self.config["env_file"]
+        zip_path = self._resolve(zip_name) if zip_name and not zip_name.startswith("s3://") else None
+        if zip_path is not None and zip_path.is_file():
+            return unity_build.build_from_zip(zip_path, folder, env_file)
+        if folder.is_dir():
+            return unity_build.find_executable(folder, env_file)
+        raise unity_build.BuildNotFoundError(
+            f"no Unity build on disk: zip_env_name={zip_name!r} ({zip_path or 'not a local path'}) is not a "
+            f"file and build_folder {folder} does not exist. `make sim-build` writes the simulated build "
+            "to builds/; for your own build, download its zip (aws s3 cp s3://BUCKET/KEY builds/) and set "
+            "zip_env_name"
+        )
+
+    # ---- the environment ----------------------------------------------------------------------
+
+    def get_unity_env(self, unity_file: str | os.PathLike) -> UnityEnvironment:
+        """The low-level ``UnityEnvironment`` (for several behaviours or your own wrapper)."""
+        c = self.config
+        first = self.config["worker_id"]
+        for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
+            port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
+            try:
+                if port_in_use(port):
+                    raise UnityWorkerInUseException(worker_id)
+                env = UnityEnvironment(
+                    file_name=str(unity_file),
+                    worker_id=worker_id,
+                    seed=self.seed,
+                    no_graphics=c["no_graphics"],
+                    timeout_wait=c["timeout_wait"],
+                    additional_args=list(c["additional_args"]),
+                    side_channels=side_channels(c["env_parameters"], c["time_scale"]),
+                    log_folder=str(self.output_dir / "unity_logs"),
+                )
+            except UnityWorkerInUseException:
+                logger.warning(
+                    "worker_id %d (port %d) is in use; trying worker_id %d", worker_id, port, worker_id + 1
+                )
+                continue
+            except UnityException as error:
+                log = self.output_dir / "unity_logs" / f"Player-{worker_id}.log"
+                raise RuntimeError(
+                    f"the Unity player {unity_file} did not start: {error} (its log, if any: {log})"
+                ) from error
+            if worker_id != first:
+                logger.warning(
+                    "using worker_id %d (port %d) because worker_id %d was in use", worker_id, port, first
+                )
+            self.worker_id = worker_id
+            self._players.append(RunningPlayer(env, getattr(env, "_process", None)))
+            return env
+        raise RuntimeError(
+            f"worker_id {first} to {first + WORKER_ID_ATTEMPTS - 1} are all in use: stop other Unity "
+            "players or set worker_id higher"
+        )
+
+    def get_gym_env(self, unity_file: str | os.PathLike):
+        """A gym env (or, with ``multiagent``, a ``MultiAgentUnityEnv``) honouring the config's options."""
+        unity_env = self.get_unity_env(unity_file)
+        options = {
+            key: self.config[key]
+            for key in ("use_visual", "use_uint8_visual", "allow_multiple_visual_obs", "flatten_branched")
+        }
+        try:
+            if self.config["multiagent"]:
+                env = MultiAgentUnityEnv(unity_env, seed=self.seed, **options)
+            else:
+                env = make_single_agent_env(unity_env, seed=self.seed, **options)
+        except BaseException as error:
+            self.close_env(unity_env)
+            if "only be one Agent" in str(error):
+                raise UnityEnvOptionError(f"{error}: set multiagent=True to drive them all") from error
+            raise
+        self._players[-1].views += [env, getattr(env, "unwrapped", env)]
+        return env
+
+    def close_env(self, env=None) -> None:
+        """Close one env (as returned by get_gym_env/get_unity_env) or, without argument, all of them."""
+        players = [p for p in self._players if env is None or env is p.env or any(env is v for v in p.views)]
+        if env is not None and not players:
+            env.close()  # not one of ours: close it the ordinary way
+        for player in players:
+            try:
+                player.close()
+            finally:
+                self._players.remove(player)
+
+    @property
+    def unity_pids(self) -> list[int]:
+        """Process ids of the Unity players this trainer started and has not closed yet."""
+        return [p.process.pid for p in self._players if p.process is not None]
+
+    # ---- where results go ---------------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> Path:
+        """The model to keep: SM_MODEL_DIR in a job (uploaded as model.tar.gz), <run>/model locally."""
+        return self._folder("SM_MODEL_DIR", "/opt/ml/model", "model")
+
+    @property
+    def output_dir(self) -> Path:
+        """Metrics, summaries, player logs: SM_OUTPUT_DATA_DIR in a job, <run>/output locally."""
+        return self._folder("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data", "output")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        """Checkpoints: /opt/ml/checkpoints in a job (SageMaker restores it after a spot interruption)."""
+        configured = self.config["checkpoint_dir"]
+        path = (
+            self._resolve(configured)
+            if configured
+            else (self.run_dir / "checkpoints" if self.local else SAGEMAKER_CHECKPOINT_DIR)
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def run_dir(self) -> Path:
+        """Local runs: <runs_dir>/<name>-<YYYYmmdd-HHMMSS>/, made on first use (inside a job: output_dir)."""
+        if not self.local:
+            return self.output_dir
+        if self._run_dir is None:
+            base = self._resolve(self.config["runs_dir"]) / f"{self.run_name}-{self._started:%Y%m%d-%H%M%S}"
+            candidate, n = base, 2
+            while True:
+                try:
+                    candidate.mkdir(parents=True)
+                    break
+                except FileExistsError:
+                    candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
+            self._run_dir = candidate
+        return self._run_dir
+
+    def _folder(self, env_var: str, job_default: str, local_name: str) -> Path:
+        path = self.run_dir / local_name if self.local else Path(os.environ.get(env_var) or job_default)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _resolve(self, value: str | os.PathLike) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (REPO_ROOT if self.local else Path.cwd()) / path
+
+    def log_metrics(self, step: int, **metrics: float) -> str:
+        """Print ``step=1200 episode_reward_mean=0.53 fps=231.4`` on one line (the job's metric regexes
+        read it from the log) and append it to <output_dir>/metrics.jsonl for plotting."""
+        bad = [key for key in metrics if not key.isidentifier()]
+        if bad:
+            raise ValueError(f"metric names must be identifiers (letters, digits, _): {bad}")
+        values = {key: float(value) for key, value in metrics.items()}
+        line = " ".join([f"step={int(step)}"] + [f"{key}={value:.6g}" for key, value in values.items()])
+        print(line, flush=True)
+        record = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in values.items()}}
+        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+        return line
+
+    def write_json(self, name: str, data: object, folder: Path | None = None) -> Path:
+        """Write ``data`` as JSON to <folder or output_dir>/<name>, whole or not at all."""
+        path = (folder or self.output_dir) / name
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+        return path
+
+    # ---- stopping -----------------------------------------------------------------------------
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once SIGTERM (SageMaker stop or spot interruption) or SIGINT arrived during run()."""
+        return self._stop_signal is not None
+
+    def on_stop(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(signum)`` when SIGTERM/SIGINT arrives (e.g. to save a checkpoint)."""
+        self._stop_callbacks.append(callback)
+
+    def _on_signal(self, signum: int, frame) -> None:
+        first = self._stop_signal is None
+        self._stop_signal = self._stop_signal or signum
+        if first:
+            logger.warning(
+                "received %s: stopping, the Unity player will be closed", signal.Signals(signum).name
+            )
+            for callback in self._stop_callbacks:
+                callback(signum)
+            if self.checks_stop_requested:
+                return
+        raise TrainingStopped(signum)
+
+    @contextmanager
+    def _signals_handled(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+class LocalTrainer(Trainer):
+    """A Trainer that always runs locally (same as passing --local): the build is a zip or folder
+    on disk, results go to runs/<name>-<timestamp>/."""
+
+    local_only = True
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _guarded(run: Callable) -> Callable:
+    """run() with signal handling, logging set up, and every Unity player closed at the end."""
+
+    @functools.wraps(run)
+    def guarded_run(self: Trainer, *args, **kwargs):
+        if self._in_run:  # a subclass calling super().run()
+            return run(self, *args, **kwargs)
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+            for noisy in ("mlagents_envs", "gym_unity"):  # they print through handlers of their own
+                logging.getLogger(noisy).propagate = False
+        self._in_run = True
+        try:
+            with self._signals_handled():
+                try:
+                    return run(self, *args, **kwargs)
+                finally:
+                    self.close_env()
+        except TrainingStopped as stop:
+            logger.warning("%s: Unity closed, exiting", stop)
+            if stop.signum == signal.SIGINT:
+                raise KeyboardInterrupt from None
+            raise SystemExit(128 + stop.signum) from None
+        finally:
+            self._in_run = False
+
+    guarded_run._guarded = True
+    return guarded_run
+
+
+def _jsonable(value: object) -> object:
+    """NumPy scalars and arrays as numbers and lists; anything else as its text."""
+    return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _script_name(cls: type) -> str:
+    module = sys.modules.get(cls.__module__)
+    stem = Path(getattr(module, "__file__", None) or cls.__name__.lower()).stem
+    return stem.removesuffix("_trainer") or stem
