@@ -135,6 +135,8 @@ print_plan() {
     echo "#   tag:        $TAG"
 }
 
+# linux/amd64 always: SageMaker instances and Unity Linux players are x86_64 (on an Apple-silicon Mac
+# docker emulates it, which is slower but gives the image the jobs need).
 build_image() {
     run docker build --pull --platform linux/amd64 --file docker/Dockerfile \
         --build-arg "VARIANT=$VARIANT" --tag "$REPOSITORY:$TAG" .

@@ -44,8 +44,8 @@ class JobSettings:
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
     hyperparameters: dict = field(default_factory=dict)  # the entry point's config keys, e.g. {"episodes": 20}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
-    instance_count: int = 1
-    volume_size_gb: int = 30
+    instance_count: int = 1  # machines; the examples train on one
+    volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
     max_run_seconds: int = 24 * 3600  # the job is stopped after this long
     use_spot: bool = False  # managed spot training: cheaper, may be interrupted (checkpoints resume it)
     max_wait_seconds: int | None = None  # spot only: run time + waiting for capacity; None: twice max_run_seconds

@@ -209,6 +209,7 @@ class Trainer(ABC):
     def get_unity_env(self, unity_file: str | os.PathLike) -> UnityEnvironment:
         """The low-level ``UnityEnvironment`` (for several behaviours or your own wrapper)."""
         c = self.config
+        _check_launchable(str(unity_file))
         first = self.config["worker_id"]
         for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
             port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
@@ -436,6 +437,17 @@ def _guarded(run: Callable) -> Callable:
 def _jsonable(value: object) -> object:
     """NumPy scalars and arrays as numbers and lists; anything else as its text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
+
+
+def _check_launchable(unity_file: str) -> None:
+    """mlagents-envs deletes '.app', '.exe' and '.x86' wherever they appear in the path it is given."""
+    stem = unity_file.removesuffix(".x86_64").removesuffix(".x86")
+    for fragment in (".app", ".exe", ".x86"):
+        if fragment in stem:
+            raise unity_build.UnityBuildError(
+                f"mlagents-envs cannot start {unity_file}: it removes {fragment!r} anywhere in the path. "
+                f"Move the build (build_folder) to a folder whose path does not contain {fragment!r}"
+            )
 
 
 def _script_name(cls: type) -> str:

@@ -54,7 +54,8 @@ def coerce(key: str, value: object, like: object, source: str) -> object:
                 return str(value)
         elif isinstance(like, list):
             value = json.loads(value) if isinstance(value, str) and value.strip().startswith("[") else value
-            return list(shlex.split(value) if isinstance(value, str) else value)
+            if isinstance(value, str | list | tuple):
+                return shlex.split(value) if isinstance(value, str) else list(value)
         elif isinstance(like, dict):
             value = json.loads(value) if isinstance(value, str) else value
             if isinstance(value, dict):

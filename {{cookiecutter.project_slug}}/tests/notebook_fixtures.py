@@ -21,7 +21,7 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,17 +35,34 @@ TOOLS = Path(__file__).resolve().parent.parent / "tools"
 sys.path.insert(0, str(TOOLS))
 
 import notebook_instance  # noqa: E402
-from notebook_aws import Clients, Plan  # noqa: E402
+from notebook_aws import Clients  # noqa: E402
 from notebook_inputs import GitHubRepo  # noqa: E402
+from notebook_instance import Plan  # noqa: E402
 
-__all__ = ["github", "notebook", "project", "shared_clients", "FakeTerminal", "NoTerminal", "ROLE", "REGION", "OWNER"]
+__all__ = [
+    "github",
+    "notebook",
+    "private_repo",
+    "project",
+    "shared_clients",
+    "FakeTerminal",
+    "NoTerminal",
+    "ROLE",
+    "REGION",
+    "OWNER",
+]
 
 REGION = "us-east-1"  # the region aws_fixtures gives the moto server
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 OWNER = "octo"
 STUBBED = {  # SageMaker operations moto 5.2.5 does not implement
-    "describe_code_repository", "create_code_repository", "update_code_repository", "delete_code_repository",
-    "list_code_repositories", "update_notebook_instance", "update_notebook_instance_lifecycle_config",
+    "describe_code_repository",
+    "create_code_repository",
+    "update_code_repository",
+    "delete_code_repository",
+    "list_code_repositories",
+    "update_notebook_instance",
+    "update_notebook_instance_lifecycle_config",
     "create_presigned_notebook_instance_url",
 }
 READ_ONLY = re.compile(r"(Describe|Get|List)\w+|CreatePresignedNotebookInstanceUrl")
@@ -66,8 +83,13 @@ class FakeTerminal(io.StringIO):
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=cwd,
-                          check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
 
 
 @dataclass
@@ -81,8 +103,13 @@ class Project:
         return self.slug.replace("_", "-")
 
     def plan(self, branch: str = "main", repo_name: str | None = None) -> Plan:
-        return Plan(slug=self.slug, region=REGION, name=self.instance_name,
-                    repo=GitHubRepo(OWNER, repo_name or self.repo_name), branch=branch)
+        return Plan(
+            slug=self.slug,
+            region=REGION,
+            name=self.instance_name,
+            repo=GitHubRepo(OWNER, repo_name or self.repo_name),
+            branch=branch,
+        )
 
 
 @pytest.fixture
@@ -142,7 +169,7 @@ def github(no_internet):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     fake.url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
@@ -211,7 +238,9 @@ class Notebook:
     moto: object  # SageMaker client on moto, for arranging and inspecting state
     secrets: object
     stub: Stubber
-    calls: list[tuple[str, dict]] = field(default_factory=list)  # (operation, params) of each request in run()
+    calls: list[tuple[str, dict]] = field(
+        default_factory=list
+    )  # (operation, params) of each request in run()
     recording: bool = False
     hooks: list[tuple[object, str, object]] = field(default_factory=list)
 
@@ -229,8 +258,17 @@ class Notebook:
     def run(self, *args: str, stdin=None) -> int:
         """The CLI's main(), with the routed clients and the repository's defaults."""
         self.calls.clear()
-        argv = ["--project-dir", str(self.project.path), "--role-arn", ROLE, "--poll-seconds", "0",
-                "--github-api-url", self.github.url, *args]
+        argv = [
+            "--project-dir",
+            str(self.project.path),
+            "--role-arn",
+            ROLE,
+            "--poll-seconds",
+            "0",
+            "--github-api-url",
+            self.github.url,
+            *args,
+        ]
         clients = Clients(SageMakerRouter(self.moto, self.stub.client), self.secrets)
         self.recording = True
         try:
@@ -257,10 +295,14 @@ class Notebook:
 
         def refuse(model, **_):
             if model.name == operation:
-                message = (f"User: arn:aws:iam::123456789012:user/dev is not authorized to perform: "
-                           f"{client.meta.service_model.signing_name}:{operation} on resource: *")
+                message = (
+                    f"User: arn:aws:iam::123456789012:user/dev is not authorized to perform: "
+                    f"{client.meta.service_model.signing_name}:{operation} on resource: *"
+                )
                 return AWSResponse(None, 400, {}, None), {
-                    "Error": {"Code": "AccessDeniedException", "Message": message}, "ResponseMetadata": {}}
+                    "Error": {"Code": "AccessDeniedException", "Message": message},
+                    "ResponseMetadata": {},
+                }
             return None
 
         self.hook(client, "before-call", refuse)
@@ -268,33 +310,55 @@ class Notebook:
     # -- what the Stubber answers, in the order the code asks
 
     def code_repository_missing(self, name: str) -> None:
-        self.stub.add_client_error("describe_code_repository", "ValidationException",
-                                   f"Cannot find CodeRepository with name {name}", 400,
-                                   expected_params={"CodeRepositoryName": name})
+        self.stub.add_client_error(
+            "describe_code_repository",
+            "ValidationException",
+            f"Cannot find CodeRepository with name {name}",
+            400,
+            expected_params={"CodeRepositoryName": name},
+        )
 
     def code_repository_created(self, name: str, git_config: dict) -> None:
-        self.stub.add_response("create_code_repository", {"CodeRepositoryArn": self.repo_arn(name)},
-                               {"CodeRepositoryName": name, "GitConfig": git_config, "Tags": ANY})
+        self.stub.add_response(
+            "create_code_repository",
+            {"CodeRepositoryArn": self.repo_arn(name)},
+            {"CodeRepositoryName": name, "GitConfig": git_config, "Tags": ANY},
+        )
 
     def code_repository_present(self, name: str, git_config: dict) -> None:
-        now = datetime.now(timezone.utc)
-        self.stub.add_response("describe_code_repository", {
-            "CodeRepositoryName": name, "CodeRepositoryArn": self.repo_arn(name), "CreationTime": now,
-            "LastModifiedTime": now, "GitConfig": git_config}, {"CodeRepositoryName": name})
+        now = datetime.now(UTC)
+        self.stub.add_response(
+            "describe_code_repository",
+            {
+                "CodeRepositoryName": name,
+                "CodeRepositoryArn": self.repo_arn(name),
+                "CreationTime": now,
+                "LastModifiedTime": now,
+                "GitConfig": git_config,
+            },
+            {"CodeRepositoryName": name},
+        )
 
     def sign_in_url(self, name: str) -> None:
-        self.stub.add_response("create_presigned_notebook_instance_url", {
-            "AuthorizedUrl": f"https://{name}.notebook.{REGION}.sagemaker.aws?authToken=presigned"},
-            {"NotebookInstanceName": name})
+        self.stub.add_response(
+            "create_presigned_notebook_instance_url",
+            {"AuthorizedUrl": f"https://{name}.notebook.{REGION}.sagemaker.aws?authToken=presigned"},
+            {"NotebookInstanceName": name},
+        )
 
     @staticmethod
     def repo_arn(name: str) -> str:
         return f"arn:aws:sagemaker:{REGION}:123456789012:code-repository/{name}"
 
     def git_config(self, *, secret: bool, branch: str = "main") -> dict:
-        config = {"RepositoryUrl": f"https://github.com/{OWNER}/{self.project.repo_name}.git", "Branch": branch}
+        config = {
+            "RepositoryUrl": f"https://github.com/{OWNER}/{self.project.repo_name}.git",
+            "Branch": branch,
+        }
         if secret:
-            config["SecretArn"] = self.secrets.describe_secret(SecretId=self.project.plan().secret_name)["ARN"]
+            config["SecretArn"] = self.secrets.describe_secret(SecretId=self.project.plan().secret_name)[
+                "ARN"
+            ]
         return config
 
 
@@ -311,7 +375,9 @@ class SharedClients:
 @pytest.fixture(scope="session")
 def shared_clients(moto_endpoint) -> SharedClients:
     session = boto3.Session(region_name=REGION)
-    shared = SharedClients(session.client("sagemaker"), session.client("secretsmanager"), session.client("sagemaker"))
+    shared = SharedClients(
+        session.client("sagemaker"), session.client("secretsmanager"), session.client("sagemaker")
+    )
 
     def record(params, model, **_):
         if shared.current is not None and shared.current.recording:
@@ -342,3 +408,38 @@ def notebook(aws, shared_clients, project, github, tmp_path, monkeypatch) -> Not
         shared_clients.current = None
         for client, event, handler in harness.hooks:
             client.meta.events.unregister(event, handler)
+
+
+# ---------------------------------------------------------------- shared steps
+
+TOKEN = "ghp_" + "Kq7ZtR2w9XbVn4LmPc8sJd1FhGy6Ae3Ui0Oo"  # looks like a classic token; unique in any output
+NEW_TOKEN = "ghp_" + "Nn5Bv2Cx8Zl4Kj7Hg1Fd3Sa6Qw9Er0Ty2Ui7Pp"
+
+
+@pytest.fixture
+def private_repo(notebook, monkeypatch):
+    """github.com/octo/<repo> is private, TOKEN can read it, and TOKEN is in $GITHUB_TOKEN."""
+    notebook.github.add(notebook.project.repo_name, private=True, token=TOKEN)
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    return notebook
+
+
+def first_run(notebook, capsys) -> None:
+    """Bring a private repository's notebook up from nothing (the state most tests start from)."""
+    plan = notebook.project.plan()
+    notebook.code_repository_missing(plan.code_repo_name)
+    notebook.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": notebook.repo_arn(plan.code_repo_name)}
+    )
+    notebook.sign_in_url(plan.name)
+    assert notebook.run() == 0
+    capsys.readouterr()
+
+
+def expect_unchanged_repository(notebook) -> None:
+    plan = notebook.project.plan()
+    notebook.code_repository_present(plan.code_repo_name, notebook.git_config(secret=True))
+
+
+def describe(notebook) -> dict:
+    return notebook.moto.describe_notebook_instance(NotebookInstanceName=notebook.project.instance_name)

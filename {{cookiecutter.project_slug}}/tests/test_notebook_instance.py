@@ -4,45 +4,29 @@ request checked against the service model) for the rest. See notebook_fixtures.p
 from __future__ import annotations
 
 import base64
+import io
 import re
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import ANY
+from notebook_aws import Aws, Clients
 from notebook_fixtures import *  # noqa: F401,F403 (fixtures)
-from notebook_fixtures import OWNER, ROLE, FakeTerminal
+from notebook_fixtures import (
+    NEW_TOKEN,
+    OWNER,
+    ROLE,
+    TOKEN,
+    TOOLS,
+    FakeTerminal,
+    describe,
+    expect_unchanged_repository,
+    first_run,
+)
+from notebook_inputs import UserError
 
-TOKEN = "ghp_" + "Kq7ZtR2w9XbVn4LmPc8sJd1FhGy6Ae3Ui0Oo"  # looks like a classic token; unique in any output
-NEW_TOKEN = "ghp_" + "Nn5Bv2Cx8Zl4Kj7Hg1Fd3Sa6Qw9Er0Ty2Ui7Pp"
 MUTATING = re.compile(r"(Create|Update|Put|Delete|Start|Stop|Restore)\w+")
-
-
-@pytest.fixture
-def private_repo(notebook, monkeypatch):
-    """github.com/octo/<repo> is private, TOKEN can read it, and TOKEN is in $GITHUB_TOKEN."""
-    notebook.github.add(notebook.project.repo_name, private=True, token=TOKEN)
-    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    return notebook
-
-
-def first_run(notebook, capsys) -> None:
-    """Bring a private repository's notebook up from nothing (the state most tests start from)."""
-    plan = notebook.project.plan()
-    notebook.code_repository_missing(plan.code_repo_name)
-    notebook.stub.add_response("create_code_repository", {"CodeRepositoryArn": notebook.repo_arn(plan.code_repo_name)})
-    notebook.sign_in_url(plan.name)
-    assert notebook.run() == 0
-    capsys.readouterr()
-
-
-def expect_unchanged_repository(notebook) -> None:
-    plan = notebook.project.plan()
-    notebook.code_repository_present(plan.code_repo_name, notebook.git_config(secret=True))
-
-
-def describe(notebook) -> dict:
-    return notebook.moto.describe_notebook_instance(NotebookInstanceName=notebook.project.instance_name)
 
 
 def files_under(*roots: Path) -> list[Path]:
@@ -55,21 +39,38 @@ def files_under(*roots: Path) -> list[Path]:
 def test_first_run_creates_secret_repository_lifecycle_config_and_instance(private_repo, capsys):
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")},
-                                   {"CodeRepositoryName": plan.code_repo_name, "Tags": ANY, "GitConfig": {
-                                       "RepositoryUrl": f"https://github.com/{OWNER}/{plan.repo.name}.git",
-                                       "Branch": "main", "SecretArn": ANY}})
+    private_repo.stub.add_response(
+        "create_code_repository",
+        {"CodeRepositoryArn": private_repo.repo_arn("x")},
+        {
+            "CodeRepositoryName": plan.code_repo_name,
+            "Tags": ANY,
+            "GitConfig": {
+                "RepositoryUrl": f"https://github.com/{OWNER}/{plan.repo.name}.git",
+                "Branch": "main",
+                "SecretArn": ANY,
+            },
+        },
+    )
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
 
-    assert private_repo.writes == ["CreateSecret", "CreateCodeRepository", "CreateNotebookInstanceLifecycleConfig",
-                                   "CreateNotebookInstance"]
+    assert private_repo.writes == [
+        "CreateSecret",
+        "CreateCodeRepository",
+        "CreateNotebookInstanceLifecycleConfig",
+        "CreateNotebookInstance",
+    ]
     secret = private_repo.secrets.get_secret_value(SecretId=plan.secret_name)
     assert secret["SecretString"] == f'{{"username": "{OWNER}", "password": "{TOKEN}"}}'
     assert private_repo.params("CreateCodeRepository")["GitConfig"]["SecretArn"] == secret["ARN"]
     instance = describe(private_repo)
-    assert (instance["InstanceType"], instance["VolumeSizeInGB"], instance["RoleArn"]) == ("ml.t3.medium", 10, ROLE)
+    assert (instance["InstanceType"], instance["VolumeSizeInGB"], instance["RoleArn"]) == (
+        "ml.t3.medium",
+        10,
+        ROLE,
+    )
     assert instance["DefaultCodeRepository"] == plan.code_repo_name
     assert instance["NotebookInstanceLifecycleConfigName"] == plan.lifecycle_name
     private_repo.stub.assert_no_pending_responses()
@@ -78,7 +79,8 @@ def test_first_run_creates_secret_repository_lifecycle_config_and_instance(priva
 def test_lifecycle_config_installs_launcher_requirements_from_the_clone(private_repo, capsys):
     first_run(private_repo, capsys)
     config = private_repo.moto.describe_notebook_instance_lifecycle_config(
-        NotebookInstanceLifecycleConfigName=private_repo.project.plan().lifecycle_name)
+        NotebookInstanceLifecycleConfigName=private_repo.project.plan().lifecycle_name
+    )
     script = base64.b64decode(config["OnStart"][0]["Content"]).decode()
     assert f"/home/ec2-user/SageMaker/{private_repo.project.repo_name}/requirements/launcher.txt" in script
     assert "nohup" in script and "ipykernel install" in script
@@ -100,25 +102,36 @@ def test_public_repository_gets_no_secret(notebook, capsys):
 def test_prints_jupyterlab_url_and_launcher_notebook_path(private_repo, capsys):
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
 
     out = capsys.readouterr().out
-    assert (f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
-            f"#/notebook-instances/openNotebook/{plan.name}?view=lab") in out
-    assert f"https://{plan.name}.notebook.us-east-1.sagemaker.aws/lab/tree/{plan.repo.name}/job_launcher.ipynb" in out
+    assert (
+        f"https://us-east-1.console.aws.amazon.com/sagemaker/home?region=us-east-1"
+        f"#/notebook-instances/openNotebook/{plan.name}?view=lab"
+    ) in out
+    assert (
+        f"https://{plan.name}.notebook.us-east-1.sagemaker.aws/lab/tree/{plan.repo.name}/job_launcher.ipynb"
+        in out
+    )
     assert f"/home/ec2-user/SageMaker/{plan.repo.name}/job_launcher.ipynb" in out
     assert "authToken=presigned" in out
 
 
 def test_waiting_shows_each_status_until_in_service(private_repo, capsys):
     statuses = iter(["Pending", "Pending", "InService"])
-    private_repo.after_describe(lambda found: found.update(NotebookInstanceStatus=next(statuses, "InService")))
+    private_repo.after_describe(
+        lambda found: found.update(NotebookInstanceStatus=next(statuses, "InService"))
+    )
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
@@ -129,11 +142,16 @@ def test_waiting_shows_each_status_until_in_service(private_repo, capsys):
 
 
 def test_instance_that_fails_while_starting_reports_the_reason(private_repo, capsys):
-    private_repo.after_describe(lambda found: found.update(NotebookInstanceStatus="Failed",
-                                                           FailureReason="Unable to clone the git repository"))
+    private_repo.after_describe(
+        lambda found: found.update(
+            NotebookInstanceStatus="Failed", FailureReason="Unable to clone the git repository"
+        )
+    )
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
 
     assert private_repo.run() == 1
 
@@ -151,7 +169,9 @@ def test_second_run_sends_no_create_or_update_call(private_repo, capsys):
 
     assert private_repo.run() == 0
 
-    assert [op for op in private_repo.operations if MUTATING.fullmatch(op)] == ["CreatePresignedNotebookInstanceUrl"]
+    assert [op for op in private_repo.operations if MUTATING.fullmatch(op)] == [
+        "CreatePresignedNotebookInstanceUrl"
+    ]
     private_repo.stub.assert_no_pending_responses()
 
 
@@ -185,8 +205,9 @@ def test_changed_instance_type_stops_updates_and_starts_the_instance(private_rep
     first_run(private_repo, capsys)
     name = private_repo.project.instance_name
     expect_unchanged_repository(private_repo)
-    private_repo.stub.add_response("update_notebook_instance", {},
-                                   {"NotebookInstanceName": name, "InstanceType": "ml.t3.large"})
+    private_repo.stub.add_response(
+        "update_notebook_instance", {}, {"NotebookInstanceName": name, "InstanceType": "ml.t3.large"}
+    )
     private_repo.sign_in_url(name)
 
     assert private_repo.run("--instance-type", "ml.t3.large") == 0
@@ -199,29 +220,45 @@ def test_changed_branch_links_a_new_code_repository_and_deletes_the_old(private_
     first_run(private_repo, capsys)
     old, new = private_repo.project.plan(), private_repo.project.plan(branch="dev")
     private_repo.code_repository_missing(new.code_repo_name)
-    private_repo.code_repository_created(new.code_repo_name, private_repo.git_config(secret=True, branch="dev"))
-    private_repo.stub.add_response("update_notebook_instance", {}, {
-        "NotebookInstanceName": old.name, "DefaultCodeRepository": new.code_repo_name})
+    private_repo.code_repository_created(
+        new.code_repo_name, private_repo.git_config(secret=True, branch="dev")
+    )
+    private_repo.stub.add_response(
+        "update_notebook_instance",
+        {},
+        {"NotebookInstanceName": old.name, "DefaultCodeRepository": new.code_repo_name},
+    )
     private_repo.stub.add_response("delete_code_repository", {}, {"CodeRepositoryName": old.code_repo_name})
     private_repo.sign_in_url(old.name)
 
     assert private_repo.run("--branch", "dev") == 0
 
-    assert private_repo.writes == ["CreateCodeRepository", "StopNotebookInstance", "UpdateNotebookInstance",
-                                   "DeleteCodeRepository", "StartNotebookInstance"]
+    assert private_repo.writes == [
+        "CreateCodeRepository",
+        "StopNotebookInstance",
+        "UpdateNotebookInstance",
+        "DeleteCodeRepository",
+        "StartNotebookInstance",
+    ]
     private_repo.stub.assert_no_pending_responses()
 
 
 def test_changed_on_start_script_updates_the_lifecycle_config_in_place(private_repo, capsys):
     first_run(private_repo, capsys)
     plan = private_repo.project.plan()
-    private_repo.moto.delete_notebook_instance_lifecycle_config(NotebookInstanceLifecycleConfigName=plan.lifecycle_name)
+    private_repo.moto.delete_notebook_instance_lifecycle_config(
+        NotebookInstanceLifecycleConfigName=plan.lifecycle_name
+    )
     private_repo.moto.create_notebook_instance_lifecycle_config(
         NotebookInstanceLifecycleConfigName=plan.lifecycle_name,
-        OnStart=[{"Content": base64.b64encode(b"#!/bin/bash\necho older\n").decode()}])
+        OnStart=[{"Content": base64.b64encode(b"#!/bin/bash\necho older\n").decode()}],
+    )
     expect_unchanged_repository(private_repo)
-    private_repo.stub.add_response("update_notebook_instance_lifecycle_config", {}, {
-        "NotebookInstanceLifecycleConfigName": plan.lifecycle_name, "OnStart": ANY})
+    private_repo.stub.add_response(
+        "update_notebook_instance_lifecycle_config",
+        {},
+        {"NotebookInstanceLifecycleConfigName": plan.lifecycle_name, "OnStart": ANY},
+    )
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
@@ -257,11 +294,17 @@ def test_smaller_volume_is_refused(private_repo, capsys):
 
 def test_name_taken_by_an_instance_of_another_repository_is_refused(private_repo, capsys):
     name = private_repo.project.instance_name
-    private_repo.moto.create_notebook_instance(NotebookInstanceName=name, InstanceType="ml.t3.medium", RoleArn=ROLE,
-                                               DefaultCodeRepository="someone-elses-repo")
+    private_repo.moto.create_notebook_instance(
+        NotebookInstanceName=name,
+        InstanceType="ml.t3.medium",
+        RoleArn=ROLE,
+        DefaultCodeRepository="someone-elses-repo",
+    )
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
 
     assert private_repo.run() == 1
 
@@ -291,7 +334,9 @@ def test_private_repository_without_token_says_how_to_make_one(notebook, capsys)
     assert notebook.run() == 1
 
     err = capsys.readouterr().err
-    assert "GITHUB_TOKEN is not set" in err and "github.com/settings/tokens/new" in err and "'repo' scope" in err
+    assert (
+        "GITHUB_TOKEN is not set" in err and "github.com/settings/tokens/new" in err and "'repo' scope" in err
+    )
     assert notebook.writes == []
 
 
@@ -325,7 +370,9 @@ def test_token_never_appears_in_output_or_in_any_file(private_repo, capsys, monk
     outputs = []
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
     private_repo.sign_in_url(plan.name)
     assert private_repo.run() == 0
     outputs.append(capsys.readouterr())
@@ -342,7 +389,11 @@ def test_token_never_appears_in_output_or_in_any_file(private_repo, capsys, monk
         for token in (TOKEN, NEW_TOKEN):
             assert token not in captured.out and token not in captured.err
     changed = [path for path in files_under(tmp_path) if before.get(path) != path.read_bytes()]
-    assert not [path for path in changed if TOKEN.encode() in path.read_bytes() or NEW_TOKEN.encode() in path.read_bytes()]
+    assert not [
+        path
+        for path in changed
+        if TOKEN.encode() in path.read_bytes() or NEW_TOKEN.encode() in path.read_bytes()
+    ]
     assert not [path for path in files_under(tmp_path) if path not in before]  # it writes no file at all
 
 
@@ -357,8 +408,12 @@ def test_dry_run_prints_every_request_with_the_token_masked_and_changes_nothing(
 
     out = capsys.readouterr().out
     assert private_repo.writes == []
-    for operation in ("CreateSecret", "CreateCodeRepository", "CreateNotebookInstanceLifecycleConfig",
-                      "CreateNotebookInstance"):
+    for operation in (
+        "CreateSecret",
+        "CreateCodeRepository",
+        "CreateNotebookInstanceLifecycleConfig",
+        "CreateNotebookInstance",
+    ):
         assert f"would send {'secretsmanager' if 'Secret' in operation else 'sagemaker'}:{operation}" in out
     for operation in ("DescribeSecret", "DescribeCodeRepository", "DescribeNotebookInstance"):
         assert f":{operation} " in out
@@ -375,7 +430,9 @@ def test_access_denied_on_create_names_the_action_and_pass_role(private_repo, ca
     private_repo.deny(private_repo.moto, "CreateNotebookInstance")
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
 
     assert private_repo.run() == 1
 
@@ -384,8 +441,12 @@ def test_access_denied_on_create_names_the_action_and_pass_role(private_repo, ca
 
 
 def test_access_denied_on_a_stubbed_call_names_the_action(private_repo, capsys):
-    private_repo.stub.add_client_error("describe_code_repository", "AccessDeniedException", "User: x is not "
-                                       "authorized to perform: sagemaker:DescribeCodeRepository on resource: y", 400)
+    private_repo.stub.add_client_error(
+        "describe_code_repository",
+        "AccessDeniedException",
+        "User: x is not authorized to perform: sagemaker:DescribeCodeRepository on resource: y",
+        400,
+    )
 
     assert private_repo.run() == 1
 
@@ -396,8 +457,12 @@ def test_access_denied_on_a_stubbed_call_names_the_action(private_repo, capsys):
 def test_denied_sign_in_link_is_only_a_warning(private_repo, capsys):
     plan = private_repo.project.plan()
     private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response("create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")})
-    private_repo.stub.add_client_error("create_presigned_notebook_instance_url", "AccessDeniedException", "denied", 400)
+    private_repo.stub.add_response(
+        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
+    )
+    private_repo.stub.add_client_error(
+        "create_presigned_notebook_instance_url", "AccessDeniedException", "denied", 400
+    )
 
     assert private_repo.run() == 0
 
@@ -415,83 +480,68 @@ def test_missing_credentials_are_explained(private_repo, capsys, monkeypatch):
     assert "no AWS credentials found" in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- --stop and --delete
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:AmazonSageMaker-rl-github-AbCdEf"
+OPERATIONS = {  # every request the tools send, with valid parameters
+    ("sagemaker", "DescribeNotebookInstance"): {"NotebookInstanceName": "rl"},
+    ("sagemaker", "CreateNotebookInstance"): {
+        "NotebookInstanceName": "rl",
+        "InstanceType": "ml.t3.medium",
+        "RoleArn": ROLE,
+    },
+    ("sagemaker", "UpdateNotebookInstance"): {"NotebookInstanceName": "rl", "InstanceType": "ml.t3.large"},
+    ("sagemaker", "StartNotebookInstance"): {"NotebookInstanceName": "rl"},
+    ("sagemaker", "StopNotebookInstance"): {"NotebookInstanceName": "rl"},
+    ("sagemaker", "DeleteNotebookInstance"): {"NotebookInstanceName": "rl"},
+    ("sagemaker", "CreatePresignedNotebookInstanceUrl"): {"NotebookInstanceName": "rl"},
+    ("sagemaker", "DescribeCodeRepository"): {"CodeRepositoryName": "rl-0123abcd"},
+    ("sagemaker", "CreateCodeRepository"): {
+        "CodeRepositoryName": "rl-0123abcd",
+        "GitConfig": {"RepositoryUrl": "https://github.com/octo/rl.git"},
+    },
+    ("sagemaker", "UpdateCodeRepository"): {
+        "CodeRepositoryName": "rl-0123abcd",
+        "GitConfig": {"SecretArn": SECRET_ARN},
+    },
+    ("sagemaker", "DeleteCodeRepository"): {"CodeRepositoryName": "rl-0123abcd"},
+    ("sagemaker", "ListCodeRepositories"): {"NameContains": "rl-"},
+    ("sagemaker", "DescribeNotebookInstanceLifecycleConfig"): {
+        "NotebookInstanceLifecycleConfigName": "rl-lc"
+    },
+    ("sagemaker", "CreateNotebookInstanceLifecycleConfig"): {
+        "NotebookInstanceLifecycleConfigName": "rl-lc",
+        "OnStart": [{"Content": "IyEvYmluL2Jhc2gK"}],
+    },
+    ("sagemaker", "UpdateNotebookInstanceLifecycleConfig"): {
+        "NotebookInstanceLifecycleConfigName": "rl-lc",
+        "OnStart": [{"Content": "IyEvYmluL2Jhc2gK"}],
+    },
+    ("sagemaker", "DeleteNotebookInstanceLifecycleConfig"): {"NotebookInstanceLifecycleConfigName": "rl-lc"},
+    ("secretsmanager", "DescribeSecret"): {"SecretId": "AmazonSageMaker-rl-github"},
+    ("secretsmanager", "CreateSecret"): {"Name": "AmazonSageMaker-rl-github", "SecretString": "{}"},
+    ("secretsmanager", "GetSecretValue"): {"SecretId": SECRET_ARN},
+    ("secretsmanager", "PutSecretValue"): {"SecretId": SECRET_ARN, "SecretString": "{}"},
+    ("secretsmanager", "RestoreSecret"): {"SecretId": "AmazonSageMaker-rl-github"},
+    ("secretsmanager", "DeleteSecret"): {
+        "SecretId": "AmazonSageMaker-rl-github",
+        "ForceDeleteWithoutRecovery": True,
+    },
+}
 
 
-def test_stop_asks_first_then_stops(private_repo, capsys):
-    first_run(private_repo, capsys)
-
-    assert private_repo.run("--stop", stdin=FakeTerminal("y\n")) == 0
-
-    assert "Stop notebook instance" in capsys.readouterr().out
-    assert describe(private_repo)["NotebookInstanceStatus"] == "Stopped"
+def test_every_request_the_tools_send_is_in_the_access_denied_table():
+    source = "".join(path.read_text() for path in TOOLS.glob("notebook_*.py"))
+    sent = set(re.findall(r'\.(?:read|write)\(\s*"(sagemaker|secretsmanager)",\s*"(\w+)"', source))
+    assert sent == set(OPERATIONS)
 
 
-def test_stop_declined_changes_nothing(private_repo, capsys):
-    first_run(private_repo, capsys)
+@pytest.mark.parametrize("service, operation", sorted(OPERATIONS))
+def test_access_denied_names_the_missing_iam_action(notebook, service, operation):
+    client = notebook.moto if service == "sagemaker" else notebook.secrets
+    notebook.deny(client, operation)
+    aws = Aws(Clients(notebook.moto, notebook.secrets), dry_run=False, out=io.StringIO())
+    send = aws.read if re.match(r"Describe|Get|List", operation) else aws.write
 
-    assert private_repo.run("--stop", stdin=FakeTerminal("n\n")) == 0
+    with pytest.raises(UserError) as denied:
+        send(service, operation, **OPERATIONS[service, operation])
 
-    assert private_repo.writes == [] and describe(private_repo)["NotebookInstanceStatus"] == "InService"
-
-
-def test_stop_without_a_terminal_needs_yes(private_repo, capsys):
-    first_run(private_repo, capsys)
-
-    assert private_repo.run("--stop") == 1
-
-    assert "pass --yes" in capsys.readouterr().err and private_repo.writes == []
-
-
-def test_stop_of_a_missing_instance_names_it(notebook, capsys):
-    assert notebook.run("--stop", "--yes") == 1
-
-    assert f"no notebook instance named {notebook.project.instance_name}" in capsys.readouterr().err
-
-
-def test_delete_removes_only_the_instance(private_repo, capsys):
-    first_run(private_repo, capsys)
-    plan = private_repo.project.plan()
-
-    assert private_repo.run("--delete", "--yes") == 0
-
-    assert private_repo.writes == ["StopNotebookInstance", "DeleteNotebookInstance"]
-    assert private_repo.secrets.describe_secret(SecretId=plan.secret_name)
-    assert private_repo.moto.describe_notebook_instance_lifecycle_config(
-        NotebookInstanceLifecycleConfigName=plan.lifecycle_name)
-
-
-def test_delete_all_removes_repository_lifecycle_config_and_secret(private_repo, capsys):
-    first_run(private_repo, capsys)
-    plan = private_repo.project.plan()
-    now = "2026-11-24T00:00:00Z"
-    private_repo.stub.add_response("list_code_repositories", {"CodeRepositorySummaryList": [
-        {"CodeRepositoryName": name, "CodeRepositoryArn": private_repo.repo_arn(name), "CreationTime": now,
-         "LastModifiedTime": now} for name in (plan.code_repo_name, "unrelated-repo")]},
-        {"NameContains": plan.code_repo_prefix})
-    private_repo.stub.add_response("delete_code_repository", {}, {"CodeRepositoryName": plan.code_repo_name})
-
-    assert private_repo.run("--delete", "--all", stdin=FakeTerminal("yes\n")) == 0
-
-    assert private_repo.writes == ["StopNotebookInstance", "DeleteNotebookInstance", "DeleteCodeRepository",
-                                   "DeleteNotebookInstanceLifecycleConfig", "DeleteSecret"]
-    assert private_repo.params("DeleteSecret")["ForceDeleteWithoutRecovery"] is True
-    private_repo.stub.assert_no_pending_responses()
-
-
-def test_delete_declined_changes_nothing(private_repo, capsys):
-    first_run(private_repo, capsys)
-
-    assert private_repo.run("--delete", stdin=FakeTerminal("\n")) == 0
-
-    assert "nothing deleted" in capsys.readouterr().out and private_repo.writes == []
-
-
-def test_delete_dry_run_prints_the_requests_only(private_repo, capsys):
-    first_run(private_repo, capsys)
-
-    assert private_repo.run("--delete", "--dry-run") == 0
-
-    out = capsys.readouterr().out
-    assert "would send sagemaker:StopNotebookInstance" in out and "would send sagemaker:DeleteNotebookInstance" in out
-    assert private_repo.writes == []
+    assert f"lacks the IAM permission '{service}:{operation}'" in str(denied.value)

@@ -122,14 +122,8 @@ Loop({config!r}, argv=[]).run()
 """
 
 
-def start_loop(tmp_path: Path, player: str, checks: bool) -> tuple[subprocess.Popen, dict]:
-    script = tmp_path / "loop.py"
-    script.write_text(
-        textwrap.dedent(SCRIPT).format(
-            src=str(SRC), checks=checks, player=str(player), config=config(tmp_path)
-        )
-    )
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def wait_until_ready(process: subprocess.Popen) -> dict:
+    """The READY line the child prints once its player runs (polled with a deadline)."""
     deadline, seen = time.monotonic() + 60, b""
     while time.monotonic() < deadline and process.poll() is None:
         ready, _, _ = select.select([process.stdout], [], [], max(deadline - time.monotonic(), 0))
@@ -137,28 +131,35 @@ def start_loop(tmp_path: Path, player: str, checks: bool) -> tuple[subprocess.Po
             seen += os.read(process.stdout.fileno(), 65536)  # unbuffered, so select stays truthful
             for line in seen.decode(errors="replace").splitlines():
                 if line.startswith("READY ") and seen.endswith(b"\n"):
-                    return process, json.loads(line[len("READY ") :])
-    process.kill()
-    pytest.fail(
-        f"the trainer did not start its player: {process.communicate()[1][-2000:].decode(errors='replace')}"
-    )
+                    return json.loads(line[len("READY ") :])
+    pytest.fail(f"the trainer did not start its player (exit code {process.poll()})")
 
 
 @pytest.fixture
 def loop(tmp_path, sim_executable):
-    """start(checks) -> (process, info); the child is killed at the end if a test left it running."""
+    """start(checks) -> (process, info) for a child trainer; one still running at the end gets
+    SIGTERM (so it closes its player), then SIGKILL if it does not exit."""
     started: list[subprocess.Popen] = []
 
     def start(checks: bool):
-        process, info = start_loop(tmp_path, sim_executable, checks)
+        script = tmp_path / "loop.py"
+        source = SCRIPT.format(src=str(SRC), checks=checks, player=sim_executable, config=config(tmp_path))
+        script.write_text(textwrap.dedent(source))
+        process = subprocess.Popen(
+            [sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         started.append(process)
-        return process, info
+        return process, wait_until_ready(process)
 
     yield start
     for process in started:
         if process.poll() is None:
+            process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
             process.kill()
-        process.communicate()
+            process.communicate()
 
 
 def test_sigterm_closes_the_player_and_exits_143(loop):

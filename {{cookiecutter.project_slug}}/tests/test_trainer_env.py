@@ -13,6 +13,7 @@ import pytest
 from gym import spaces
 
 from trainer import LocalTrainer
+from unity_build import UnityBuildError
 from unity_envs import MultiAgentUnityEnv, UnityEnvOptionError, import_skipping_package_init
 
 pytestmark = pytest.mark.usefixtures("no_internet")
@@ -44,7 +45,8 @@ def player_cmdline(trainer) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
 
 
-def sim(*args: str) -> list[str]:
+def player_args(*args: str) -> list[str]:
+    """Options of the simulated player (see unity_sim/player.py), passed as additional_args."""
     return list(args)
 
 
@@ -52,19 +54,21 @@ def sim(*args: str) -> list[str]:
 
 
 def test_use_visual_false_gives_the_vector_even_when_a_camera_exists(make_env):
-    _, env = make_env(use_visual=False, additional_args=sim("--observations", "vector+visual"))
+    _, env = make_env(use_visual=False, additional_args=player_args("--observations", "vector+visual"))
     obs = env.reset()
     assert env.observation_space.shape == (8,) and obs.shape == (8,) and obs.dtype == np.float32
 
 
 def test_use_visual_true_gives_the_camera_image_as_floats(make_env):
-    _, env = make_env(use_visual=True, additional_args=sim("--observations", "vector+visual"))
+    _, env = make_env(use_visual=True, additional_args=player_args("--observations", "vector+visual"))
     obs = env.reset()
     assert obs.shape == (32, 32, 3) and obs.dtype == np.float32 and obs.min() >= 0.0 and obs.max() <= 1.0
 
 
 def test_use_uint8_visual_gives_bytes(make_env):
-    _, env = make_env(use_visual=True, use_uint8_visual=True, additional_args=sim("--observations", "visual"))
+    _, env = make_env(
+        use_visual=True, use_uint8_visual=True, additional_args=player_args("--observations", "visual")
+    )
     obs = env.reset()
     assert obs.dtype == np.uint8 and env.observation_space.dtype == np.uint8 and obs.max() > 1
 
@@ -73,7 +77,7 @@ def test_allow_multiple_visual_obs_returns_every_camera_and_no_vector(make_env):
     _, env = make_env(
         use_visual=True,
         allow_multiple_visual_obs=True,
-        additional_args=sim("--observations", "vector+visual+gray"),
+        additional_args=player_args("--observations", "vector+visual+gray"),
     )
     obs = env.reset()
     assert [o.shape for o in obs] == [(32, 32, 3), (32, 32, 1)]
@@ -81,7 +85,7 @@ def test_allow_multiple_visual_obs_returns_every_camera_and_no_vector(make_env):
 
 
 def test_without_allow_multiple_visual_obs_only_the_first_camera(make_env):
-    _, env = make_env(use_visual=True, additional_args=sim("--observations", "visual+gray"))
+    _, env = make_env(use_visual=True, additional_args=player_args("--observations", "visual+gray"))
     assert env.reset().shape == (32, 32, 3)
 
 
@@ -94,14 +98,14 @@ def test_use_visual_on_a_build_without_camera_is_refused_and_the_player_closed(m
 
 
 def test_flatten_branched_turns_branches_into_one_discrete(make_env):
-    _, env = make_env(flatten_branched=True, additional_args=sim("--action-type", "branched"))
+    _, env = make_env(flatten_branched=True, additional_args=player_args("--action-type", "branched"))
     env.reset()
     assert env.action_space == spaces.Discrete(9)
     assert len(env.step(8)) == 4
 
 
 def test_branched_actions_stay_multidiscrete_without_flatten(make_env):
-    _, env = make_env(additional_args=sim("--action-type", "branched"))
+    _, env = make_env(additional_args=player_args("--action-type", "branched"))
     assert env.action_space == spaces.MultiDiscrete([3, 3])
 
 
@@ -174,11 +178,11 @@ def test_env_parameters_reach_the_player(make_env):
 
 def test_one_agent_env_refuses_several_agents_and_points_to_multiagent(make_env):
     with pytest.raises(UnityEnvOptionError, match="set multiagent=True"):
-        make_env(additional_args=sim("--agents", "3"))
+        make_env(additional_args=player_args("--agents", "3"))
 
 
 def test_multiagent_gives_lists_with_one_entry_per_agent(make_env):
-    _, env = make_env(multiagent=True, additional_args=sim("--agents", "3"))
+    _, env = make_env(multiagent=True, additional_args=player_args("--agents", "3"))
     assert isinstance(env, MultiAgentUnityEnv)
     observations = env.reset()
     assert env.num_agents == 3 and [o.shape for o in observations] == [(8,)] * 3
@@ -188,7 +192,9 @@ def test_multiagent_gives_lists_with_one_entry_per_agent(make_env):
 
 
 def test_multiagent_episode_end_reports_done_and_keeps_slots(make_env):
-    _, env = make_env(multiagent=True, additional_args=sim("--agents", "3"), env_parameters={"max_steps": 4})
+    _, env = make_env(
+        multiagent=True, additional_args=player_args("--agents", "3"), env_parameters={"max_steps": 4}
+    )
     env.reset()
     for _ in range(3):
         _, _, dones, _ = env.step(np.zeros((3, 2)))
@@ -204,7 +210,7 @@ def test_multiagent_flattened_branched_actions(make_env):
     _, env = make_env(
         multiagent=True,
         flatten_branched=True,
-        additional_args=sim("--agents", "2", "--action-type", "branched"),
+        additional_args=player_args("--agents", "2", "--action-type", "branched"),
     )
     env.reset()
     assert env.action_space == spaces.Discrete(9)
@@ -216,14 +222,14 @@ def test_multiagent_visual_uint8_observations(make_env):
         multiagent=True,
         use_visual=True,
         use_uint8_visual=True,
-        additional_args=sim("--agents", "2", "--observations", "vector+visual"),
+        additional_args=player_args("--agents", "2", "--observations", "vector+visual"),
     )
     observations = env.reset()
     assert [(o.shape, o.dtype) for o in observations] == [((32, 32, 3), np.uint8)] * 2
 
 
 def test_multiagent_refuses_wrong_number_of_actions(make_env):
-    _, env = make_env(multiagent=True, additional_args=sim("--agents", "2"))
+    _, env = make_env(multiagent=True, additional_args=player_args("--agents", "2"))
     env.reset()
     with pytest.raises(ValueError, match=r"one action per agent \(2\)"):
         env.step(np.zeros((3, 2)))
@@ -246,3 +252,10 @@ def test_wrapper_module_imports_without_running_its_package_init(tmp_path, monke
     finally:
         for name in ("fakeagents.envs.unity_gym_env", "fakeagents.envs", "fakeagents"):
             sys.modules.pop(name, None)
+
+
+def test_player_path_that_mlagents_would_mangle_is_refused_before_launch(tmp_path):
+    trainer = EnvTrainer({"runs_dir": str(tmp_path / "runs"), "project_file": ""}, argv=[])
+    with pytest.raises(UnityBuildError, match=r"removes '\.app' anywhere in the path"):
+        trainer.get_unity_env(tmp_path / "my.application" / "3DBall.x86_64")
+    assert trainer.unity_pids == []

@@ -11,27 +11,41 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
-import hashlib
 import json
 import re
-import sys
 import time
-from dataclasses import dataclass
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 import botocore.exceptions
 from botocore import xform_name
 from notebook_inputs import (
-    GITHUB_API_URL, KERNEL_NAME, LAUNCHER_REQUIREMENTS, NOTEBOOK_HOME, TOKEN_ENV_DEFAULT, GitHubRepo, Token,
-    UserError, check_token_with_github, derived_name, missing_token_error, on_start_script, partition_of,
-    read_token, secret_string,
+    KERNEL_NAME,
+    LAUNCHER_REQUIREMENTS,
+    NOTEBOOK_HOME,
+    Token,
+    UserError,
+    check_token_with_github,
+    missing_token_error,
+    on_start_script,
+    partition_of,
+    read_token,
+    secret_string,
 )
+
+if TYPE_CHECKING:
+    from notebook_instance import Plan
 
 SETTLED = {"InService", "Stopped", "Failed"}
 SETTLING = {"Pending", "Updating", "Stopping"}  # wait for these to end; any other status is refused
 ACCESS_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "NotAuthorized"}
-BAD_CREDENTIALS = {"UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-                   "InvalidSignatureException", "SignatureDoesNotMatch"}
+BAD_CREDENTIALS = {
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidSignatureException",
+    "SignatureDoesNotMatch",
+}
 NOT_FOUND_MESSAGES = ("RecordNotFound", "does not exist", "Cannot find")
 PASSES_ROLE = {"CreateNotebookInstance", "UpdateNotebookInstance"}
 MASK = "****"
@@ -40,50 +54,6 @@ MASK = "****"
 class Clients(NamedTuple):
     sagemaker: Any
     secretsmanager: Any
-
-
-@dataclass
-class Plan:
-    """Every setting of one `make notebook` run, already validated."""
-
-    slug: str
-    region: str
-    name: str
-    repo: GitHubRepo | None = None
-    branch: str = ""
-    instance_type: str = ""
-    volume: int = 0
-    role_arn: str = ""
-    platform: str = ""
-    private: bool = False
-    token: Token | None = None
-    token_env: str = TOKEN_ENV_DEFAULT
-    github_user: str = ""
-    github_api_url: str = GITHUB_API_URL
-
-    @property
-    def code_repo_prefix(self) -> str:
-        return derived_name(self.name, "-" * 10)[:-9]  # room for "-" + 8 hex digits of URL and branch
-
-    @property
-    def code_repo_name(self) -> str:
-        digest = hashlib.sha256(f"{self.repo.https_url}\n{self.branch}".encode()).hexdigest()[:8]
-        return self.code_repo_prefix + digest  # SageMaker cannot change a code repository's URL or branch
-
-    def owns_code_repo(self, name: str | None) -> bool:
-        return bool(name) and re.fullmatch(re.escape(self.code_repo_prefix) + "[0-9a-f]{8}", name) is not None
-
-    @property
-    def lifecycle_name(self) -> str:
-        return derived_name(self.name, "-launcher-kernel")
-
-    @property
-    def secret_name(self) -> str:
-        return f"AmazonSageMaker-{self.name}-github"  # AmazonSageMakerFullAccess lets the role read these
-
-    def tags(self, *extra: tuple[str, str]) -> list[dict[str, str]]:
-        pairs = (("project", self.slug), ("managed-by", "tools/notebook_instance.py"), *extra)
-        return [{"Key": key, "Value": value} for key, value in pairs]
 
 
 class Aws:
@@ -96,7 +66,7 @@ class Aws:
     def read(self, service: str, operation: str, **params) -> dict | None:
         """The response, or None when the thing asked about does not exist."""
         if self.dry_run:
-            print(f"[dry-run] read {service}:{operation} {json.dumps(params)}", file=self.out)
+            print(self.scrub(f"[dry-run] read {service}:{operation} {json.dumps(params)}"), file=self.out)
         try:
             return self._send(service, operation, params)
         except botocore.exceptions.ClientError as error:
@@ -117,8 +87,10 @@ class Aws:
         try:
             return getattr(getattr(self.clients, service), xform_name(operation))(**params)
         except botocore.exceptions.NoCredentialsError:
-            raise UserError("no AWS credentials found: run `aws configure` (or `aws sso login`, or set "
-                            "AWS_PROFILE) and try again") from None
+            raise UserError(
+                "no AWS credentials found: run `aws configure` (or `aws sso login`, or set "
+                "AWS_PROFILE) and try again"
+            ) from None
         except botocore.exceptions.EndpointConnectionError as error:
             raise UserError(f"cannot reach AWS ({error}): check your network and the region") from None
 
@@ -133,13 +105,16 @@ class Aws:
 
     def say(self, what: str, done: str) -> None:
         """One line per resource: what happened to it (or would, in a dry run)."""
-        print(f"{what}: {'would be ' + done if self.dry_run and done != 'unchanged' else done}", file=self.out)
+        if self.dry_run and not done.startswith("unchanged"):
+            done = f"would be {done}"
+        print(f"{what}: {done}", file=self.out)
 
 
 def is_not_found(error: botocore.exceptions.ClientError) -> bool:
     details = error.response.get("Error", {})
     return details.get("Code") == "ResourceNotFoundException" or (
-        details.get("Code") == "ValidationException" and any(m in details.get("Message", "") for m in NOT_FOUND_MESSAGES)
+        details.get("Code") == "ValidationException"
+        and any(m in details.get("Message", "") for m in NOT_FOUND_MESSAGES)
     )
 
 
@@ -152,11 +127,15 @@ def explain(error: botocore.exceptions.ClientError, service: str, operation: str
         named = re.search(r"perform: ([\w-]+:\w+)", message)
         missing = named[1] if named else action
         also = " (it also needs iam:PassRole on the execution role)" if operation in PASSES_ROLE else ""
-        return UserError(f"access denied calling {action}: your AWS identity lacks the IAM permission "
-                         f"'{missing}'{also}. Ask an administrator to allow it, then run again. AWS said: {message}")
+        return UserError(
+            f"access denied calling {action}: your AWS identity lacks the IAM permission "
+            f"'{missing}'{also}. Ask an administrator to allow it, then run again. AWS said: {message}"
+        )
     if code in BAD_CREDENTIALS:
-        return UserError(f"AWS did not accept your credentials calling {action} ({code}): refresh them "
-                         "(aws sso login, or aws configure) and run again")
+        return UserError(
+            f"AWS did not accept your credentials calling {action} ({code}): refresh them "
+            "(aws sso login, or aws configure) and run again"
+        )
     return UserError(f"{action} failed: {code}: {message}")
 
 
@@ -184,7 +163,12 @@ def wait_for(aws: Aws, name: str, wanted: set[str], options: argparse.Namespace)
         elapsed = time.monotonic() - started
         clock = f"{int(elapsed) // 60}:{int(elapsed) % 60:02d}"
         if tty:
-            print(f"\r  {name}: {status:<10} {clock}", end="\n" if status in wanted else "", file=aws.out, flush=True)
+            print(
+                f"\r  {name}: {status:<10} {clock}",
+                end="\n" if status in wanted else "",
+                file=aws.out,
+                flush=True,
+            )
         elif status != shown:
             print(f"  {name}: {status} ({clock})", file=aws.out, flush=True)
         shown = status
@@ -193,8 +177,10 @@ def wait_for(aws: Aws, name: str, wanted: set[str], options: argparse.Namespace)
         if status == "Failed":
             raise UserError(failed_message(name, found.get("FailureReason", "no reason given")))
         if elapsed > options.timeout_minutes * 60:
-            raise UserError(f"{name} is still {status} after {options.timeout_minutes} minutes: run the command "
-                            "again later to pick up where it stopped (or raise --timeout-minutes)")
+            raise UserError(
+                f"{name} is still {status} after {options.timeout_minutes} minutes: run the command "
+                "again later to pick up where it stopped (or raise --timeout-minutes)"
+            )
         time.sleep(options.poll_seconds)
 
 
@@ -206,8 +192,11 @@ def wait_unless_dry_run(aws: Aws, name: str, wanted: set[str], options: argparse
 def failed_message(name: str, reason: str) -> str:
     hint = ""
     if "git" in reason.lower() or "clone" in reason.lower() or "repositor" in reason.lower():
-        hint = (" SageMaker could not clone the repository: check that the branch is pushed and, for a private "
-                "repository, that the token has the 'repo' scope (set GITHUB_TOKEN to replace it); then run again.")
+        hint = (
+            " SageMaker could not clone the repository: check that the branch is pushed and, for a "
+            "private repository, that the token has the 'repo' scope (set GITHUB_TOKEN to replace it); "
+            "then run again."
+        )
     return f"notebook instance {name} failed: {reason}.{hint} To start over: --delete, then run again."
 
 
@@ -232,9 +221,14 @@ def ensure_secret(aws: Aws, plan: Plan, stdin: TextIO, warn: TextIO) -> str | No
         check_token_with_github(plan.repo, token, plan.github_api_url, warn)
     value = secret_string(plan.github_user, token or Token(MASK))
     if found is None:
-        created = aws.write("secretsmanager", "CreateSecret", Name=plan.secret_name, SecretString=value,
-                            Description=f"GitHub token SageMaker uses to clone {plan.repo.owner}/{plan.repo.name}",
-                            Tags=plan.tags(("SageMaker", "true")))
+        created = aws.write(
+            "secretsmanager",
+            "CreateSecret",
+            Name=plan.secret_name,
+            SecretString=value,
+            Description=f"GitHub token SageMaker uses to clone {plan.repo.owner}/{plan.repo.name}",
+            Tags=plan.tags(("SageMaker", "true")),
+        )
         aws.say(label, "created")
         return created.get("ARN", f"<ARN of {plan.secret_name}>")
     if token is None:
@@ -254,11 +248,18 @@ def ensure_code_repository(aws: Aws, plan: Plan, secret_arn: str | None) -> None
     found = aws.read("sagemaker", "DescribeCodeRepository", CodeRepositoryName=name)
     if found is None:
         git_config = {"RepositoryUrl": plan.repo.https_url, "Branch": plan.branch}
-        aws.write("sagemaker", "CreateCodeRepository", CodeRepositoryName=name,
-                  GitConfig=git_config | ({"SecretArn": secret_arn} if secret_arn else {}), Tags=plan.tags())
+        aws.write(
+            "sagemaker",
+            "CreateCodeRepository",
+            CodeRepositoryName=name,
+            GitConfig=git_config | ({"SecretArn": secret_arn} if secret_arn else {}),
+            Tags=plan.tags(),
+        )
         aws.say(label, f"created ({plan.repo.https_url}, branch {plan.branch})")
     elif secret_arn and found["GitConfig"].get("SecretArn") != secret_arn:
-        aws.write("sagemaker", "UpdateCodeRepository", CodeRepositoryName=name, GitConfig={"SecretArn": secret_arn})
+        aws.write(
+            "sagemaker", "UpdateCodeRepository", CodeRepositoryName=name, GitConfig={"SecretArn": secret_arn}
+        )
         aws.say(label, "updated to use the token secret")
     else:
         aws.say(label, "unchanged")
@@ -269,34 +270,53 @@ def ensure_lifecycle_config(aws: Aws, plan: Plan) -> bool:
     script = on_start_script(plan.repo.clone_dir)
     on_start = [{"Content": base64.b64encode(script.encode()).decode()}]
     name, label = plan.lifecycle_name, f"lifecycle configuration {plan.lifecycle_name}"
-    found = aws.read("sagemaker", "DescribeNotebookInstanceLifecycleConfig", NotebookInstanceLifecycleConfigName=name)
+    found = aws.read(
+        "sagemaker", "DescribeNotebookInstanceLifecycleConfig", NotebookInstanceLifecycleConfigName=name
+    )
     if found is None:
-        aws.write("sagemaker", "CreateNotebookInstanceLifecycleConfig", NotebookInstanceLifecycleConfigName=name,
-                  OnStart=on_start, Tags=plan.tags())
+        aws.write(
+            "sagemaker",
+            "CreateNotebookInstanceLifecycleConfig",
+            NotebookInstanceLifecycleConfigName=name,
+            OnStart=on_start,
+            Tags=plan.tags(),
+        )
         aws.say(label, "created")
         return True
     current = [base64.b64decode(entry["Content"]).decode() for entry in found.get("OnStart") or []]
     if current == [script]:
         aws.say(label, "unchanged")
         return False
-    aws.write("sagemaker", "UpdateNotebookInstanceLifecycleConfig", NotebookInstanceLifecycleConfigName=name,
-              OnStart=on_start)
+    aws.write(
+        "sagemaker",
+        "UpdateNotebookInstanceLifecycleConfig",
+        NotebookInstanceLifecycleConfigName=name,
+        OnStart=on_start,
+    )
     aws.say(label, "updated")
     return True
 
 
 def instance_changes(found: dict, plan: Plan) -> dict[str, tuple[Any, Any]]:
     """UpdateNotebookInstance parameter -> (current, wanted), for the settings that differ."""
-    wanted = {"InstanceType": ("InstanceType", plan.instance_type), "RoleArn": ("RoleArn", plan.role_arn),
-              "VolumeSizeInGB": ("VolumeSizeInGB", plan.volume),
-              "LifecycleConfigName": ("NotebookInstanceLifecycleConfigName", plan.lifecycle_name),
-              "DefaultCodeRepository": ("DefaultCodeRepository", plan.code_repo_name),
-              "PlatformIdentifier": ("PlatformIdentifier", plan.platform)}
-    changes = {param: (found.get(key), value) for param, (key, value) in wanted.items()
-               if key in found and found[key] != value}  # a setting SageMaker does not report is left alone
+    wanted = {
+        "InstanceType": ("InstanceType", plan.instance_type),
+        "RoleArn": ("RoleArn", plan.role_arn),
+        "VolumeSizeInGB": ("VolumeSizeInGB", plan.volume),
+        "LifecycleConfigName": ("NotebookInstanceLifecycleConfigName", plan.lifecycle_name),
+        "DefaultCodeRepository": ("DefaultCodeRepository", plan.code_repo_name),
+        "PlatformIdentifier": ("PlatformIdentifier", plan.platform),
+    }
+    changes = {
+        param: (found.get(key), value)
+        for param, (key, value) in wanted.items()
+        if key in found and found[key] != value
+    }  # a setting SageMaker does not report is left alone
     if "VolumeSizeInGB" in changes and plan.volume < found["VolumeSizeInGB"]:
-        raise UserError(f"--volume-size {plan.volume} is smaller than {plan.name}'s {found['VolumeSizeInGB']} GB: "
-                        f"SageMaker can only grow a volume. Use --volume-size {found['VolumeSizeInGB']} or more")
+        raise UserError(
+            f"--volume-size {plan.volume} is smaller than {plan.name}'s {found['VolumeSizeInGB']} GB: "
+            f"SageMaker can only grow a volume. Use --volume-size {found['VolumeSizeInGB']} or more"
+        )
     return changes
 
 
@@ -304,18 +324,24 @@ def settle(aws: Aws, plan: Plan, found: dict, options: argparse.Namespace) -> di
     """The instance once it is InService, Stopped or Failed; refuses one that is not ours or unusable."""
     status = found["NotebookInstanceStatus"]
     if not plan.owns_code_repo(found.get("DefaultCodeRepository")):
-        raise UserError(f"the name {plan.name} is taken by a notebook instance ({status}) this command did not "
-                        f"create (its repository: {found.get('DefaultCodeRepository') or 'none'}). Pass --name "
-                        "to choose another name, or delete that instance in the SageMaker console")
+        raise UserError(
+            f"the name {plan.name} is taken by a notebook instance ({status}) this command did not "
+            f"create (its repository: {found.get('DefaultCodeRepository') or 'none'}). Pass --name "
+            "to choose another name, or delete that instance in the SageMaker console"
+        )
     if status in SETTLING and not aws.dry_run:
         found = wait_for(aws, plan.name, SETTLED, options)
         status = found["NotebookInstanceStatus"]
     if status not in SETTLED | SETTLING:
-        raise UserError(f"notebook instance {plan.name} is {status}, a state this command cannot change: wait "
-                        "until it is InService or Stopped and run again, or pass --name to use another name")
+        raise UserError(
+            f"notebook instance {plan.name} is {status}, a state this command cannot change: wait "
+            "until it is InService or Stopped and run again, or pass --name to use another name"
+        )
     if status == "Failed":
-        print(f"note: {plan.name} is Failed ({found.get('FailureReason', 'no reason given')}); restarting it",
-              file=aws.out)
+        print(
+            f"note: {plan.name} is Failed ({found.get('FailureReason', 'no reason given')}); restarting it",
+            file=aws.out,
+        )
     return found
 
 
@@ -328,16 +354,23 @@ def apply_changes(aws: Aws, plan: Plan, status: str, changes: dict, options: arg
         aws.write("sagemaker", "StopNotebookInstance", NotebookInstanceName=plan.name)
         aws.say(label, "stopped to apply the changes")
         wait_unless_dry_run(aws, plan.name, {"Stopped"}, options)
-    aws.write("sagemaker", "UpdateNotebookInstance", NotebookInstanceName=plan.name,
-              **{param: new for param, (_, new) in changes.items()})
+    aws.write(
+        "sagemaker",
+        "UpdateNotebookInstance",
+        NotebookInstanceName=plan.name,
+        **{param: new for param, (_, new) in changes.items()},
+    )
     aws.say(label, "updated")
     wait_unless_dry_run(aws, plan.name, {"Stopped"}, options)
     old_repo = changes.get("DefaultCodeRepository", (None,))[0]
     if plan.owns_code_repo(old_repo):
         aws.write("sagemaker", "DeleteCodeRepository", CodeRepositoryName=old_repo)
         aws.say(f"code repository {old_repo}", "deleted (replaced)")
-        print(f"note: a clone already in {plan.repo.clone_dir} is kept as it is; `git checkout {plan.branch}` "
-              "there if it is on another branch", file=aws.out)
+        print(
+            f"note: a clone already in {plan.repo.clone_dir} is kept as it is; `git checkout {plan.branch}` "
+            "there if it is on another branch",
+            file=aws.out,
+        )
 
 
 def ensure_instance(aws: Aws, plan: Plan, script_changed: bool, options: argparse.Namespace) -> dict | None:
@@ -345,10 +378,18 @@ def ensure_instance(aws: Aws, plan: Plan, script_changed: bool, options: argpars
     label = f"notebook instance {plan.name}"
     found = aws.read("sagemaker", "DescribeNotebookInstance", NotebookInstanceName=plan.name)
     if found is None:
-        aws.write("sagemaker", "CreateNotebookInstance", NotebookInstanceName=plan.name,
-                  InstanceType=plan.instance_type, RoleArn=plan.role_arn, VolumeSizeInGB=plan.volume,
-                  LifecycleConfigName=plan.lifecycle_name, DefaultCodeRepository=plan.code_repo_name,
-                  PlatformIdentifier=plan.platform, Tags=plan.tags())
+        aws.write(
+            "sagemaker",
+            "CreateNotebookInstance",
+            NotebookInstanceName=plan.name,
+            InstanceType=plan.instance_type,
+            RoleArn=plan.role_arn,
+            VolumeSizeInGB=plan.volume,
+            LifecycleConfigName=plan.lifecycle_name,
+            DefaultCodeRepository=plan.code_repo_name,
+            PlatformIdentifier=plan.platform,
+            Tags=plan.tags(),
+        )
         aws.say(label, f"created ({plan.instance_type}, {plan.volume} GB)")
     else:
         found = settle(aws, plan, found, options)
@@ -358,7 +399,10 @@ def ensure_instance(aws: Aws, plan: Plan, script_changed: bool, options: argpars
         elif status == "InService":
             aws.say(label, "unchanged (InService)")
             if script_changed:
-                print("note: the new on-start script runs at the next start: --stop, then run again", file=aws.out)
+                print(
+                    "note: the new on-start script runs at the next start: --stop, then run again",
+                    file=aws.out,
+                )
             return found
         aws.write("sagemaker", "StartNotebookInstance", NotebookInstanceName=plan.name)
         aws.say(label, "started")
@@ -370,12 +414,16 @@ def ensure_instance(aws: Aws, plan: Plan, script_changed: bool, options: argpars
 
 def print_where(aws: Aws, plan: Plan, found: dict, warn: TextIO) -> None:
     """Where JupyterLab and the launcher notebook are, once the instance is InService."""
-    console = {"aws-cn": "https://console.amazonaws.cn", "aws-us-gov": "https://console.amazonaws-us-gov.com"}.get(
-        partition_of(plan.region), f"https://{plan.region}.console.aws.amazon.com")
+    console = {
+        "aws-cn": "https://console.amazonaws.cn",
+        "aws-us-gov": "https://console.amazonaws-us-gov.com",
+    }.get(partition_of(plan.region), f"https://{plan.region}.console.aws.amazon.com")
     repo_dir = plan.repo.name
-    lines = [f"\nNotebook instance {plan.name} is InService ({plan.region}).",
-             f"  JupyterLab:        {console}/sagemaker/home?region={plan.region}"
-             f"#/notebook-instances/openNotebook/{plan.name}?view=lab"]
+    lines = [
+        f"\nNotebook instance {plan.name} is InService ({plan.region}).",
+        f"  JupyterLab:        {console}/sagemaker/home?region={plan.region}"
+        f"#/notebook-instances/openNotebook/{plan.name}?view=lab",
+    ]
     try:
         signed = aws.write("sagemaker", "CreatePresignedNotebookInstanceUrl", NotebookInstanceName=plan.name)
         lines.append(f"  Sign-in link:      {signed['AuthorizedUrl']}  (use it within 5 minutes)")
@@ -383,9 +431,11 @@ def print_where(aws: Aws, plan: Plan, found: dict, warn: TextIO) -> None:
         print(f"warning: no sign-in link ({error})", file=warn)
     if found.get("Url"):
         lines.append(f"  Launcher notebook: https://{found['Url']}/lab/tree/{repo_dir}/job_launcher.ipynb")
-    lines += [f"  Path on the instance: {NOTEBOOK_HOME}/{repo_dir}/job_launcher.ipynb",
-              f"  Kernel: {KERNEL_NAME}, built from {LAUNCHER_REQUIREMENTS} a few minutes after a start that "
-              f"changed it (log: {NOTEBOOK_HOME}/.{KERNEL_NAME}-kernel.log)"]
+    lines += [
+        f"  Path on the instance: {NOTEBOOK_HOME}/{repo_dir}/job_launcher.ipynb",
+        f"  Kernel: {KERNEL_NAME}, built from {LAUNCHER_REQUIREMENTS} a few minutes after a start that "
+        f"changed it (log: {NOTEBOOK_HOME}/.{KERNEL_NAME}-kernel.log)",
+    ]
     print("\n".join(lines), file=aws.out)
 
 
@@ -397,6 +447,8 @@ def bring_up(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: TextIO, w
     if aws.dry_run:
         print("[dry-run] nothing was changed: only Describe/Get/List requests were sent", file=aws.out)
     elif found is None:
-        print(f"not waiting: run the same command again to wait for {plan.name} and see its links", file=aws.out)
+        print(
+            f"not waiting: run the same command again to wait for {plan.name} and see its links", file=aws.out
+        )
     else:
         print_where(aws, plan, found, warn)

@@ -104,7 +104,9 @@ def read_project(project_dir: Path) -> dict:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{path} not found: run this from the generated repository (or pass --project-dir)") from None
+        raise UserError(
+            f"{path} not found: run this from the generated repository (or pass --project-dir)"
+        ) from None
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"{path} is not valid TOML ({error}): fix it or re-generate the repository") from None
     for table, key in (("project", "slug"), ("aws", "region")):
@@ -123,16 +125,18 @@ def git(project_dir: Path, *args: str) -> str | None:
             ["git", "-C", str(project_dir), *args], capture_output=True, text=True, check=False, timeout=30
         )
     except FileNotFoundError:
-        raise UserError("git is not installed (or not on PATH): install it, or pass --repo-url and --branch") from None
+        raise UserError(
+            "git is not installed (or not on PATH): install it, or pass --repo-url and --branch"
+        ) from None
     return result.stdout.strip() if result.returncode == 0 else None
 
 
 def origin_url(project_dir: Path) -> str:
     if git(project_dir, "rev-parse", "--git-dir") is None:
         raise UserError(
-            f"{project_dir} is not a git repository. Put it on GitHub first: git init -b main && git add -A && "
-            "git commit -m 'Start' && git remote add origin https://github.com/<you>/<repo>.git && "
-            "git push -u origin main (or pass --repo-url)"
+            f"{project_dir} is not a git repository. Put it on GitHub first: git init -b main && "
+            "git add -A && git commit -m 'Start' && git remote add origin "
+            "https://github.com/<you>/<repo>.git && git push -u origin main (or pass --repo-url)"
         )
     url = git(project_dir, "remote", "get-url", "origin")
     if not url:
@@ -154,7 +158,10 @@ def current_branch(project_dir: Path) -> str:
 def unpushed_warning(project_dir: Path, branch: str) -> str | None:
     """Why SageMaker might clone something other than what is checked out here, if anything."""
     if git(project_dir, "rev-parse", "--verify", "--quiet", f"refs/remotes/origin/{branch}") is None:
-        return f"branch '{branch}' is not on origin yet: push it (git push -u origin {branch}) or the clone fails"
+        return (
+            f"branch '{branch}' is not on origin yet: push it (git push -u origin {branch})"
+            " or the clone fails"
+        )
     ahead = git(project_dir, "rev-list", "--count", f"refs/remotes/origin/{branch}..{branch}")
     if ahead and ahead != "0":
         return f"{ahead} commit(s) on '{branch}' are not pushed: the notebook instance clones what GitHub has"
@@ -176,7 +183,8 @@ def parse_github_url(url: str, source: str, warn: TextIO = sys.stderr) -> GitHub
     if match and match["host"].lower() == "github.com":
         if match["userinfo"]:
             print(
-                f"warning: the URL from {source} carries credentials; they were ignored and are not sent to AWS "
+                f"warning: the URL from {source} carries credentials; they were ignored and are not sent "
+                "to AWS "
                 f"(remove them: git remote set-url origin https://github.com/{match['owner']}/{match['repo']}.git)",
                 file=warn,
             )
@@ -186,7 +194,8 @@ def parse_github_url(url: str, source: str, warn: TextIO = sys.stderr) -> GitHub
         return GitHubRepo(ssh["owner"], ssh["repo"])
     if ssh:
         raise UserError(
-            f"{source} is an SSH URL for host '{ssh['host']}' ({redact(url)}), not github.com (an ~/.ssh/config "
+            f"{source} is an SSH URL for host '{ssh['host']}' ({redact(url)}), not github.com (an "
+            "~/.ssh/config "
             f"alias?). SageMaker clones over HTTPS: pass --repo-url https://github.com/{ssh['owner']}/{ssh['repo']}.git"
         )
     raise UserError(
@@ -208,7 +217,8 @@ def check_name(option: str, value: str) -> str:
     if len(value) > SAGEMAKER_NAME_MAX or not SAGEMAKER_NAME.fullmatch(value):
         raise UserError(
             f"{option} {value!r} is not a valid SageMaker name: 1-{SAGEMAKER_NAME_MAX} letters, digits and "
-            f"hyphens, starting and ending with a letter or digit (for example {instance_name_from_slug(value)!r})"
+            "hyphens, starting and ending with a letter or digit "
+            f"(for example {instance_name_from_slug(value)!r})"
         )
     return value
 
@@ -227,7 +237,8 @@ def partition_of(region: str) -> str:
 def check_role_arn(value: str | None, region: str) -> str:
     if not value:
         raise UserError(
-            f"no execution role: pass --role-arn arn:{partition_of(region)}:iam::<account>:role/<name> (or set "
+            f"no execution role: pass --role-arn arn:{partition_of(region)}:iam::<account>:role/<name> "
+            "(or set "
             f"{ROLE_ENV}, or role_arn in project.toml [aws]). Use a role SageMaker can assume with the "
             "AmazonSageMakerFullAccess policy, e.g. the one the console made: "
             "aws iam list-roles --query \"Roles[?contains(RoleName,'SageMaker')].Arn\""
@@ -235,7 +246,8 @@ def check_role_arn(value: str | None, region: str) -> str:
     match = ROLE_ARN.fullmatch(value)
     if match is None:
         raise UserError(
-            f"--role-arn {value!r} is not an IAM role ARN: expected arn:aws:iam::<12-digit account>:role/<name>"
+            f"--role-arn {value!r} is not an IAM role ARN: "
+            "expected arn:aws:iam::<12-digit account>:role/<name>"
         )
     if match[1] != partition_of(region):
         raise UserError(
@@ -265,7 +277,12 @@ def check_instance_type(value: str) -> str:
 
 
 def check_branch(value: str) -> str:
-    if not GIT_BRANCH.fullmatch(value) or ".." in value or value.startswith(("-", "/")) or value.endswith("/"):
+    if (
+        not GIT_BRANCH.fullmatch(value)
+        or ".." in value
+        or value.startswith(("-", "/"))
+        or value.endswith("/")
+    ):
         raise UserError(f"--branch {value!r} is not a valid git branch name")
     return value
 
@@ -283,7 +300,9 @@ def read_token(env_var: str, repo: GitHubRepo, stdin: TextIO) -> Token | None:
     """From the environment, else a hidden prompt when there is a terminal; never from a file or argv."""
     value = os.environ.get(env_var, "").strip()
     if not value and stdin.isatty():
-        value = getpass.getpass(f"GitHub token for {repo.owner}/{repo.name} (input hidden, Enter to cancel): ")
+        value = getpass.getpass(
+            f"GitHub token for {repo.owner}/{repo.name} (input hidden, Enter to cancel): "
+        )
         value = value.strip()
     return Token(value) if value else None
 
@@ -332,14 +351,21 @@ def check_token_with_github(repo: GitHubRepo, token: Token, api_url: str, warn: 
     if status == 200:
         return
     if status == 401:
-        raise UserError("GitHub rejected the token (expired, revoked or mistyped). " + TOKEN_HELP.format(env="GITHUB_TOKEN"))
+        raise UserError(
+            "GitHub rejected the token (expired, revoked or mistyped). "
+            + TOKEN_HELP.format(env="GITHUB_TOKEN")
+        )
     if status in (403, 404):
         raise UserError(
-            f"the token cannot read github.com/{repo.owner}/{repo.name} (GitHub answered {status}): it needs the "
-            "'repo' scope, or read access to this repository's Contents if it is fine-grained; check the owner "
+            f"the token cannot read github.com/{repo.owner}/{repo.name} (GitHub answered {status}): it "
+            "needs the 'repo' scope, or read access to this repository's Contents if it is fine-grained; "
+            "check the owner "
             "and name too"
         )
-    print(f"warning: could not check the token with GitHub ({status or 'no answer'}: {reason}); going on", file=warn)
+    print(
+        f"warning: could not check the token with GitHub ({status or 'no answer'}: {reason}); going on",
+        file=warn,
+    )
 
 
 def secret_string(username: str, token: Token) -> str:
@@ -372,13 +398,16 @@ if [ ! -f "$REQUIREMENTS" ]; then
   echo "no $REQUIREMENTS after 10 minutes: push it, then stop and start the instance"; exit 1
 fi
 CONDA="${{CONDA_EXE:-$HOME/anaconda3/bin/conda}}"
-[ -x "$CONDA" ] || CONDA="$(command -v conda)" || {{ echo "conda not found: cannot build the kernel"; exit 1; }}
+[ -x "$CONDA" ] || CONDA="$(command -v conda)" || {{ echo "conda not found: no kernel"; exit 1; }}
 if [ ! -x "$ENV_DIR/bin/python" ]; then
-  "$CONDA" create --yes --quiet --prefix "$ENV_DIR" --override-channels -c conda-forge "python={KERNEL_PYTHON}"
+  "$CONDA" create --yes --quiet --prefix "$ENV_DIR" --override-channels -c conda-forge \\
+    "python={KERNEL_PYTHON}"
 fi
-WANTED="$(cat "$(dirname "$REQUIREMENTS")"/*.txt | sha256sum | cut -d' ' -f1)"  # launcher.txt and what it includes
+# launcher.txt and the files it may include
+WANTED="$(cat "$(dirname "$REQUIREMENTS")"/*.txt | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$ENV_DIR/.requirements.sha256" 2>/dev/null || true)" != "$WANTED" ]; then
-  (cd "$(dirname "$REQUIREMENTS")" && "$ENV_DIR/bin/python" -m pip install --quiet -r "$REQUIREMENTS" ipykernel)
+  (cd "$(dirname "$REQUIREMENTS")" && \\
+    "$ENV_DIR/bin/python" -m pip install --quiet -r "$REQUIREMENTS" ipykernel)
   echo "$WANTED" > "$ENV_DIR/.requirements.sha256"
 fi
 "$ENV_DIR/bin/python" -m ipykernel install --user --name "{KERNEL_NAME}" \\

@@ -18,9 +18,11 @@ Standard library + boto3 only. The template's answers (slug, region) are read fr
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -29,67 +31,181 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # sibling modules, whe
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 import botocore.exceptions  # noqa: E402
-from notebook_aws import SETTLED, SETTLING, Aws, Clients, Plan, bring_up, wait_for  # noqa: E402
+from notebook_aws import SETTLED, SETTLING, Aws, Clients, bring_up, wait_for  # noqa: E402
 from notebook_inputs import (  # noqa: E402
-    GITHUB_API_URL, LAUNCHER_REQUIREMENTS, ROLE_ENV, TOKEN_ENV_DEFAULT, Token, UserError, check_branch,
-    check_instance_type, check_name, check_role_arn, check_volume, current_branch, detect_visibility,
-    instance_name_from_slug, origin_url, parse_github_url, read_project, sagemaker_model, unpushed_warning,
+    GITHUB_API_URL,
+    LAUNCHER_REQUIREMENTS,
+    ROLE_ENV,
+    TOKEN_ENV_DEFAULT,
+    GitHubRepo,
+    Token,
+    UserError,
+    check_branch,
+    check_instance_type,
+    check_name,
+    check_role_arn,
+    check_volume,
+    current_branch,
+    derived_name,
+    detect_visibility,
+    instance_name_from_slug,
+    origin_url,
+    parse_github_url,
+    read_project,
+    sagemaker_model,
+    unpushed_warning,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 
 
+@dataclass
+class Plan:
+    """Every setting of one `make notebook` run, already validated."""
+
+    slug: str
+    region: str
+    name: str
+    repo: GitHubRepo | None = None
+    branch: str = ""
+    instance_type: str = ""
+    volume: int = 0
+    role_arn: str = ""
+    platform: str = ""
+    private: bool = False
+    token: Token | None = None
+    token_env: str = TOKEN_ENV_DEFAULT
+    github_user: str = ""
+    github_api_url: str = GITHUB_API_URL
+
+    @property
+    def code_repo_prefix(self) -> str:
+        return derived_name(self.name, "-" * 10)[:-9]  # room for "-" + 8 hex digits of URL and branch
+
+    @property
+    def code_repo_name(self) -> str:
+        digest = hashlib.sha256(f"{self.repo.https_url}\n{self.branch}".encode()).hexdigest()[:8]
+        return self.code_repo_prefix + digest  # SageMaker cannot change a code repository's URL or branch
+
+    def owns_code_repo(self, name: str | None) -> bool:
+        return bool(name) and re.fullmatch(re.escape(self.code_repo_prefix) + "[0-9a-f]{8}", name) is not None
+
+    @property
+    def lifecycle_name(self) -> str:
+        return derived_name(self.name, "-launcher-kernel")
+
+    @property
+    def secret_name(self) -> str:
+        return f"AmazonSageMaker-{self.name}-github"  # AmazonSageMakerFullAccess lets the role read these
+
+    def tags(self, *extra: tuple[str, str]) -> list[dict[str, str]]:
+        pairs = (("project", self.slug), ("managed-by", "tools/notebook_instance.py"), *extra)
+        return [{"Key": key, "Value": value} for key, value in pairs]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Create (or update, or reuse) a SageMaker notebook instance that clones this repository\n"
-                    "from GitHub, then print where JupyterLab and job_launcher.ipynb are (make notebook).",
+        "from GitHub, then print where JupyterLab and job_launcher.ipynb are (make notebook).",
         epilog="With make, pass options as: make notebook ARGS='--dry-run'\n"
-               "Defaults come from git (origin remote, current branch) and project.toml (slug, region).\n"
-               "The GitHub token of a private repository is read from $GITHUB_TOKEN or a hidden prompt and\n"
-               "stored only in AWS Secrets Manager: never on disk, never printed.\n"
-               "Your AWS identity needs the SageMaker notebook/code-repository/lifecycle-config actions,\n"
-               "iam:PassRole on the role, and secretsmanager actions for a private repository.")
+        "Defaults come from git (origin remote, current branch) and project.toml (slug, region).\n"
+        "The GitHub token of a private repository is read from $GITHUB_TOKEN or a hidden prompt and\n"
+        "stored only in AWS Secrets Manager: never on disk, never printed.\n"
+        "Your AWS identity needs the SageMaker notebook/code-repository/lifecycle-config actions,\n"
+        "iam:PassRole on the role, and secretsmanager actions for a private repository.",
+    )
     source = parser.add_argument_group("the repository")
-    source.add_argument("--repo-url", help="GitHub HTTPS URL to clone (default: the 'origin' remote; an SSH "
-                        "remote on github.com is converted to HTTPS)")
-    source.add_argument("--branch", help="branch the notebook instance checks out (default: the current branch)")
-    source.add_argument("--visibility", choices=("auto", "public", "private"), default="auto",
-                        help="public repositories need no token; 'auto' asks GitHub's API (default: auto)")
-    source.add_argument("--token-env", default=TOKEN_ENV_DEFAULT, metavar="VAR",
-                        help="environment variable holding the GitHub token of a private repository; without "
-                        "it you are prompted (hidden) in a terminal (default: GITHUB_TOKEN)")
-    source.add_argument("--github-user", help="user name stored next to the token (default: the repository owner)")
-    source.add_argument("--github-api-url", default=GITHUB_API_URL, help=argparse.SUPPRESS)  # tests: a local fake
+    source.add_argument(
+        "--repo-url",
+        help="GitHub HTTPS URL to clone (default: the 'origin' remote; an SSH "
+        "remote on github.com is converted to HTTPS)",
+    )
+    source.add_argument(
+        "--branch", help="branch the notebook instance checks out (default: the current branch)"
+    )
+    source.add_argument(
+        "--visibility",
+        choices=("auto", "public", "private"),
+        default="auto",
+        help="public repositories need no token; 'auto' asks GitHub's API (default: auto)",
+    )
+    source.add_argument(
+        "--token-env",
+        default=TOKEN_ENV_DEFAULT,
+        metavar="VAR",
+        help="environment variable holding the GitHub token of a private repository; without "
+        "it you are prompted (hidden) in a terminal (default: GITHUB_TOKEN)",
+    )
+    source.add_argument(
+        "--github-user", help="user name stored next to the token (default: the repository owner)"
+    )
+    source.add_argument(
+        "--github-api-url", default=GITHUB_API_URL, help=argparse.SUPPRESS
+    )  # tests: a local fake
     instance = parser.add_argument_group("the notebook instance")
-    instance.add_argument("--name", help="notebook instance name: 1-63 letters, digits, hyphens (default: the "
-                          "project slug with '_' as '-')")
-    instance.add_argument("--instance-type", default="ml.t3.medium", help="notebook instance type (default: "
-                          "ml.t3.medium; the training jobs use their own instance type from project.toml)")
-    instance.add_argument("--volume-size", type=int, default=10, metavar="GB",
-                          help="storage volume in GB, 5-16384; it can grow later but never shrink (default: 10)")
-    instance.add_argument("--role-arn", help=f"IAM execution role the instance runs as (default: ${ROLE_ENV}, "
-                          "then role_arn in project.toml [aws]); give it AmazonSageMakerFullAccess")
-    instance.add_argument("--platform", default="notebook-al2023-v1",
-                          help="SageMaker platform identifier (default: notebook-al2023-v1, Amazon Linux 2023)")
+    instance.add_argument(
+        "--name",
+        help="notebook instance name: 1-63 letters, digits, hyphens (default: the "
+        "project slug with '_' as '-')",
+    )
+    instance.add_argument(
+        "--instance-type",
+        default="ml.t3.medium",
+        help="notebook instance type (default: "
+        "ml.t3.medium; the training jobs use their own instance type from project.toml)",
+    )
+    instance.add_argument(
+        "--volume-size",
+        type=int,
+        default=10,
+        metavar="GB",
+        help="storage volume in GB, 5-16384; it can grow later but never shrink (default: 10)",
+    )
+    instance.add_argument(
+        "--role-arn",
+        help=f"IAM execution role the instance runs as (default: ${ROLE_ENV}, "
+        "then role_arn in project.toml [aws]); give it AmazonSageMakerFullAccess",
+    )
+    instance.add_argument(
+        "--platform",
+        default="notebook-al2023-v1",
+        help="SageMaker platform identifier (default: notebook-al2023-v1, Amazon Linux 2023)",
+    )
     aws = parser.add_argument_group("AWS")
     aws.add_argument("--region", help="AWS region (default: [aws] region in project.toml)")
     aws.add_argument("--profile", help="AWS CLI profile to use (default: the usual credential chain)")
     actions = parser.add_argument_group("what to do (default: create or update, then wait until InService)")
     mode = actions.add_mutually_exclusive_group()
-    mode.add_argument("--stop", action="store_true", help="stop the instance (its volume, and your files, stay)")
+    mode.add_argument(
+        "--stop", action="store_true", help="stop the instance (its volume, and your files, stay)"
+    )
     mode.add_argument("--delete", action="store_true", help="delete the instance and its volume")
-    actions.add_argument("--all", action="store_true", help="with --delete: also the code repository, "
-                         "lifecycle configuration and token secret")
+    actions.add_argument(
+        "--all",
+        action="store_true",
+        help="with --delete: also the code repository, lifecycle configuration and token secret",
+    )
     actions.add_argument("--yes", action="store_true", help="do not ask before stopping or deleting")
-    actions.add_argument("--dry-run", action="store_true", help="print every request that would change "
-                         "something (token masked) and send only read requests")
+    actions.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every request that would change something (token masked) and send only read requests",
+    )
     actions.add_argument("--no-wait", action="store_true", help="return once the requests are sent")
-    actions.add_argument("--poll-seconds", type=float, default=15.0, help="seconds between status checks "
-                         "while waiting (default: 15)")
-    actions.add_argument("--timeout-minutes", type=float, default=30.0, help="give up waiting after this "
-                         "long; running again resumes (default: 30)")
+    actions.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=15.0,
+        help="seconds between status checks while waiting (default: 15)",
+    )
+    actions.add_argument(
+        "--timeout-minutes",
+        type=float,
+        default=30.0,
+        help="give up waiting after this long; running again resumes (default: 30)",
+    )
     parser.add_argument("--project-dir", type=Path, default=REPO_ROOT, help=argparse.SUPPRESS)
     return parser
 
@@ -97,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
 def check_platform(value: str) -> str:
     allowed = sagemaker_model().shape_for("PlatformIdentifier").metadata["pattern"].strip("^$()").split("|")
     if value not in allowed:
-        raise UserError(f"--platform {value!r} is not a SageMaker notebook platform: one of {', '.join(allowed)}")
+        raise UserError(
+            f"--platform {value!r} is not a SageMaker notebook platform: one of {', '.join(allowed)}"
+        )
     return value
 
 
@@ -111,8 +229,10 @@ def resolve_plan(options: argparse.Namespace, project: dict, plan: Plan, warn: T
     if not options.repo_url and (warning := unpushed_warning(options.project_dir, plan.branch)):
         print(f"warning: {warning}", file=warn)
     if not (options.project_dir / LAUNCHER_REQUIREMENTS).exists():
-        print(f"warning: {LAUNCHER_REQUIREMENTS} is missing: the notebook's launcher kernel is built from it",
-              file=warn)
+        print(
+            f"warning: {LAUNCHER_REQUIREMENTS} is missing: the notebook's launcher kernel is built from it",
+            file=warn,
+        )
     plan.instance_type = check_instance_type(options.instance_type)
     plan.volume = check_volume(options.volume_size)
     plan.platform = check_platform(options.platform)
@@ -133,9 +253,13 @@ def make_clients(region: str, profile: str | None) -> Clients:
     try:
         session = boto3.Session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound:
-        raise UserError(f"--profile {profile!r} is not a configured AWS profile (see aws configure list-profiles)") from None
+        raise UserError(
+            f"--profile {profile!r} is not a configured AWS profile (see aws configure list-profiles)"
+        ) from None
     config = botocore.config.Config(retries={"mode": "standard"}, user_agent_extra="make-notebook")
-    return Clients(session.client("sagemaker", config=config), session.client("secretsmanager", config=config))
+    return Clients(
+        session.client("sagemaker", config=config), session.client("secretsmanager", config=config)
+    )
 
 
 # ---------------------------------------------------------------- --stop and --delete
@@ -145,19 +269,19 @@ def confirm(question: str, options: argparse.Namespace, stdin: TextIO, out: Text
     if options.yes or options.dry_run:
         return True
     if not stdin.isatty():
-        raise UserError(f"{question.rstrip('?')}: that needs a confirmation and there is no terminal; pass --yes")
+        raise UserError(f"no terminal to confirm this ({question}): pass --yes")
     print(f"{question} [y/N] ", end="", file=out, flush=True)
     return stdin.readline().strip().lower() in ("y", "yes")
 
 
-def stop_instance(aws: Aws, plan: Plan, options: argparse.Namespace, found: dict) -> None:
+def stop_instance(aws: Aws, plan: Plan, options: argparse.Namespace, found: dict, *, wait: bool) -> None:
     if found["NotebookInstanceStatus"] in SETTLING and not aws.dry_run:
         found = wait_for(aws, plan.name, SETTLED, options)
     if found["NotebookInstanceStatus"] != "InService":
         aws.say(f"notebook instance {plan.name}", f"unchanged ({found['NotebookInstanceStatus']})")
         return
     aws.write("sagemaker", "StopNotebookInstance", NotebookInstanceName=plan.name)
-    if not (aws.dry_run or options.no_wait):
+    if wait and not aws.dry_run:
         wait_for(aws, plan.name, {"Stopped"}, options)
     aws.say(f"notebook instance {plan.name}", "stopped (its volume stays; make notebook starts it again)")
 
@@ -165,10 +289,12 @@ def stop_instance(aws: Aws, plan: Plan, options: argparse.Namespace, found: dict
 def stop_command(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: TextIO) -> None:
     found = aws.read("sagemaker", "DescribeNotebookInstance", NotebookInstanceName=plan.name)
     if found is None:
-        raise UserError(f"there is no notebook instance named {plan.name} in {plan.region} (see --name, --region)")
+        raise UserError(
+            f"there is no notebook instance named {plan.name} in {plan.region} (see --name, --region)"
+        )
     question = f"Stop notebook instance {plan.name}? Running kernels end; files on its volume stay."
     if found["NotebookInstanceStatus"] != "InService" or confirm(question, options, stdin, aws.out):
-        stop_instance(aws, plan, options, found)
+        stop_instance(aws, plan, options, found, wait=not options.no_wait)
     else:
         print("nothing stopped", file=aws.out)
 
@@ -176,14 +302,22 @@ def stop_command(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: TextI
 def delete_command(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: TextIO) -> None:
     """The instance, and with --all the code repositories, lifecycle configuration and secret."""
     instance = aws.read("sagemaker", "DescribeNotebookInstance", NotebookInstanceName=plan.name)
-    doomed = [f"notebook instance {plan.name} and its volume (files not pushed to GitHub are lost)"] * bool(instance)
+    doomed = [f"notebook instance {plan.name} and its volume (files not pushed to GitHub are lost)"] * bool(
+        instance
+    )
     repos, lifecycle, secret = [], None, None
     if options.all:
         listed = aws.read("sagemaker", "ListCodeRepositories", NameContains=plan.code_repo_prefix) or {}
-        repos = [summary["CodeRepositoryName"] for summary in listed.get("CodeRepositorySummaryList", [])
-                 if plan.owns_code_repo(summary["CodeRepositoryName"])]
-        lifecycle = aws.read("sagemaker", "DescribeNotebookInstanceLifecycleConfig",
-                             NotebookInstanceLifecycleConfigName=plan.lifecycle_name)
+        repos = [
+            summary["CodeRepositoryName"]
+            for summary in listed.get("CodeRepositorySummaryList", [])
+            if plan.owns_code_repo(summary["CodeRepositoryName"])
+        ]
+        lifecycle = aws.read(
+            "sagemaker",
+            "DescribeNotebookInstanceLifecycleConfig",
+            NotebookInstanceLifecycleConfigName=plan.lifecycle_name,
+        )
         secret = aws.read("secretsmanager", "DescribeSecret", SecretId=plan.secret_name)
         doomed += [f"code repository {name}" for name in repos]
         doomed += [f"lifecycle configuration {plan.lifecycle_name}"] * bool(lifecycle)
@@ -196,7 +330,7 @@ def delete_command(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: Tex
         print("nothing deleted", file=aws.out)
         return
     if instance:
-        stop_instance(aws, plan, options, instance)
+        stop_instance(aws, plan, options, instance, wait=True)  # only a stopped instance can be deleted
         aws.write("sagemaker", "DeleteNotebookInstance", NotebookInstanceName=plan.name)
         if not aws.dry_run:
             wait_for(aws, plan.name, {"Gone"}, options)  # a code repository in use cannot be deleted
@@ -205,19 +339,30 @@ def delete_command(aws: Aws, plan: Plan, options: argparse.Namespace, stdin: Tex
         aws.write("sagemaker", "DeleteCodeRepository", CodeRepositoryName=name)
         aws.say(f"code repository {name}", "deleted")
     if lifecycle:
-        aws.write("sagemaker", "DeleteNotebookInstanceLifecycleConfig",
-                  NotebookInstanceLifecycleConfigName=plan.lifecycle_name)
+        aws.write(
+            "sagemaker",
+            "DeleteNotebookInstanceLifecycleConfig",
+            NotebookInstanceLifecycleConfigName=plan.lifecycle_name,
+        )
         aws.say(f"lifecycle configuration {plan.lifecycle_name}", "deleted")
     if secret:  # without a recovery window, so that a later `make notebook` can reuse the name
-        aws.write("secretsmanager", "DeleteSecret", SecretId=plan.secret_name, ForceDeleteWithoutRecovery=True)
+        aws.write(
+            "secretsmanager", "DeleteSecret", SecretId=plan.secret_name, ForceDeleteWithoutRecovery=True
+        )
         aws.say(f"secret {plan.secret_name}", "deleted")
 
 
 # ---------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None, *, clients: Clients | None = None, stdin: TextIO | None = None,
-         out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    clients: Clients | None = None,
+    stdin: TextIO | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Exit status: 0 done, 1 a problem the message explains, 2 a usage error, 130 interrupted."""
     stdin, out, err = stdin or sys.stdin, out or sys.stdout, err or sys.stderr
     parser = build_parser()
@@ -229,7 +374,9 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None, stdin
         project = read_project(options.project_dir)
         region = options.region or project["aws"]["region"]
         if not REGION.fullmatch(region):
-            raise UserError(f"region {region!r} is not an AWS region name (like us-east-1): fix --region or project.toml")
+            raise UserError(
+                f"region {region!r} is not an AWS region name (like us-east-1): fix --region or project.toml"
+            )
         slug = project["project"]["slug"]
         name = check_name("--name", options.name) if options.name else instance_name_from_slug(slug)
         plan = Plan(slug=slug, region=region, name=name)
@@ -243,8 +390,11 @@ def main(argv: list[str] | None = None, *, clients: Clients | None = None, stdin
             delete_command(aws, plan, options, stdin)
         else:
             visibility = "private, token in Secrets Manager" if plan.private else "public"
-            print(f"github.com/{plan.repo.owner}/{plan.repo.name} (branch {plan.branch}, {visibility}) -> notebook "
-                  f"instance {plan.name} in {region}", file=out)
+            print(
+                f"github.com/{plan.repo.owner}/{plan.repo.name} (branch {plan.branch}, {visibility}) "
+                f"-> notebook instance {plan.name} in {region}",
+                file=out,
+            )
             bring_up(aws, plan, options, stdin, err)
     except UserError as error:
         print(f"error: {aws.scrub(str(error)) if aws else error}", file=err)

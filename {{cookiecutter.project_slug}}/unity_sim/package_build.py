@@ -29,7 +29,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 FASTPATH_SOURCE = PACKAGE_DIR.parent / "src" / "mlagents_fastpath.py"
 PLAYER_MODULES = ("__init__.py", "academy.py", "ball_balance.py", "player.py", "wire.py")
 """What the player needs at run time (package_build itself stays out of the build)."""
-BUILD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+BUILD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+"""No dots: mlagents-envs deletes ".app", ".exe", ".x86" from anywhere in the path it is given."""
 ZIP_TIMESTAMP = (2020, 1, 1, 0, 0, 0)
 EXECUTABLE, REGULAR, DIRECTORY = 0o755, 0o644, 0o755
 
@@ -64,10 +65,10 @@ def build_files(name: str) -> dict[str, tuple[bytes, int]]:
 
 def package_build(name: str = "3DBall", out_dir: str | Path = "builds") -> Path:
     """Write ``<out_dir>/<name>.zip`` and return its path (parent folders are created)."""
-    if not BUILD_NAME.match(name):
+    if not BUILD_NAME.fullmatch(name):
         raise ValueError(
             f"build name {name!r} must start with a letter or digit and use only letters, digits, "
-            "'_', '-' or '.' (it becomes the file name <name>.x86_64)"
+            "'_' or '-' (it becomes the file name <name>.x86_64)"
         )
     out_path = Path(out_dir) / f"{name}.zip"
     out_path.parent.mkdir(parents=True, exist_ok=True)

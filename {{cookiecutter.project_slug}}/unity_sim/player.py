@@ -246,6 +246,8 @@ def handshake(
         seed,
         "--seed" if arguments.seed is not None else "the handshake",
     )
+    if init.num_areas > 1:
+        log.warning("num_areas=%d ignored: this build does not replicate areas; use --agents", init.num_areas)
     second = UnityMessageProto()
     second.header.status = 200
     return UnityMessageProto.FromString(exchange(second.SerializeToString()))

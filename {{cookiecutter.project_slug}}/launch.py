@@ -1,0 +1,45 @@
+"""Start a SageMaker training job for this repository (job_launcher.ipynb calls the same functions).
+
+    python launch.py [--dry-run] [--wait] [--local-job] [--set KEY=VALUE ...]   # --help for the rest
+
+Defaults come from project.toml (bucket, region, image, Unity build, instance type, entry point);
+the code lives in launcher/. Install the launcher's requirements first (not the training ones):
+    pip install -r requirements/launcher.txt      # SageMaker SDK v3; launcher-v2.txt for SDK v2
+"""
+
+from __future__ import annotations
+
+import sys
+
+if sys.version_info < (3, 11):  # tomllib; SageMaker notebook kernels can be older
+    sys.exit(f"launch.py needs Python 3.11 or newer (this is {sys.version.split()[0]}): use the rl-launcher kernel "
+             "or a venv with requirements/launcher.txt")
+
+from launcher.api import (  # noqa: E402
+    SubmittedJob,
+    attach,
+    describe_job,
+    dry_run,
+    fetch_results,
+    load_saved_model,
+    load_settings,
+    plot_learning_curve,
+    request_json,
+    run_local_job,
+    submit,
+    upload_build,
+    wait,
+)
+from launcher.errors import LaunchError  # noqa: E402
+from launcher.settings import JobSettings  # noqa: E402
+
+__all__ = [
+    "JobSettings", "LaunchError", "SubmittedJob", "attach", "describe_job", "dry_run", "fetch_results",
+    "load_saved_model", "load_settings", "plot_learning_curve", "request_json", "run_local_job", "submit",
+    "upload_build", "wait",
+]
+
+if __name__ == "__main__":
+    from launcher.cli import main
+
+    sys.exit(main())

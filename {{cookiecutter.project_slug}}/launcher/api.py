@@ -1,0 +1,234 @@
+"""What job_launcher.ipynb and `python launch.py` call: each step of a run, in order.
+
+    settings = load_settings(**parameters)      # project.toml defaults + your choices, all checked
+    upload_build(settings, "builds/3DBall.zip")  # optional: put a local build zip in the bucket
+    job = submit(settings)                       # checks AWS, uploads src/, starts the job, prints where things go
+    wait(job)                                    # streams the logs until it ends
+    results = fetch_results(job)                 # model and output from S3
+    plot_learning_curve(results); load_saved_model(results)
+
+``dry_run(settings)`` returns the CreateTrainingJob request without sending anything;
+``run_local_job(settings)`` builds the same request and runs it here (container.py).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from launcher import aws, capture, container, results
+from launcher.errors import LaunchError
+from launcher.job import TrainingJobSpec, build_job_spec
+from launcher.project import REPO_ROOT
+from launcher.settings import Settings, resolve
+
+DRY_RUN_ROLE = "arn:aws:iam::000000000000:role/execution-role-of-this-notebook"
+LOCAL_JOBS_DIR = REPO_ROOT / "runs" / "local-jobs"
+RESULTS_DIR = REPO_ROOT / "results"
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A training job that was started (or run locally): its name and where everything goes."""
+
+    job_name: str
+    region: str
+    sdk: str
+    s3_prefix: str  # s3://<bucket>/<job-name>/
+    model_uri: str
+    output_uri: str
+    checkpoint_uri: str | None
+    logs_url: str
+    console_url: str
+    request: dict  # the CreateTrainingJob request (or, after attach, the DescribeTrainingJob answer)
+    local: bool = False
+
+    @classmethod
+    def from_request(cls, request: dict, region: str, sdk: str, local: bool = False) -> SubmittedJob:
+        name = request["TrainingJobName"]
+        prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}"
+        logs, console = aws.console_links(region, name)
+        checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
+        return cls(name, region, sdk, f"{prefix}/", f"{prefix}/output/model.tar.gz", f"{prefix}/output/output.tar.gz",
+                   checkpoint.rstrip("/") + "/" if checkpoint else None, logs, console, request, local)
+
+    def describe(self) -> str:
+        lines = [
+            f"Training job:  {self.job_name}  ({'run here, ' if self.local else ''}SageMaker SDK {self.sdk})",
+            f"Results:       {self.s3_prefix}",
+            f"  model:       {self.model_uri}",
+            f"  output:      {self.output_uri}  (metrics.jsonl, summaries, Unity logs)",
+            f"Checkpoints:   {self.checkpoint_uri or 'off'}",
+        ]
+        if not self.local:
+            lines += [f"Logs:          {self.logs_url}", f"Console:       {self.console_url}"]
+        return "\n".join(lines)
+
+
+def load_settings(**values) -> Settings:
+    """project.toml's defaults overridden by ``values`` (the notebook's parameters), all checked offline."""
+    return resolve(**values)
+
+
+def upload_build(settings: Settings, path: str | Path) -> bool:
+    """Put a local build zip at the settings' build key (skipped if the same file is there already)."""
+    session = aws.session(settings.region)
+    aws.check_credentials(session)
+    aws.check_bucket(session, settings.build_bucket, settings.region)
+    return aws.upload_build(session, path, settings.build_bucket, settings.build_key)
+
+
+def describe_job(settings: Settings, role_arn: str | None = None) -> TrainingJobSpec:
+    """The neutral job description (looking up this notebook's execution role if no role was given)."""
+    if role_arn is None:
+        role_arn = settings.role or _sdk(settings).execution_role(_spec_for_role_lookup(settings), aws.session(settings.region))
+    return build_job_spec(settings, role_arn)
+
+
+def dry_run(settings: Settings) -> dict:
+    """The exact CreateTrainingJob request the SDK would send; nothing is sent (not even the uploads)."""
+    sdk = _sdk(settings)
+    spec = build_job_spec(settings, settings.role or DRY_RUN_ROLE)
+    session = aws.session(settings.region)
+    try:
+        with capture.hold_back(session, offline=True, bucket=spec.bucket):
+            sdk.start(spec, session)
+    except capture.RequestHeldBack as held:
+        return held.request
+    raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
+
+
+def submit(settings: Settings) -> SubmittedJob:
+    """Check AWS, upload src/ and start the job; returns at once (see wait)."""
+    sdk, session = _sdk(settings), aws.session(settings.region)
+    _preflight(settings, session)
+    spec = describe_job(settings)
+    with capture.record(session) as requests:
+        sdk.start(spec, session)
+    if not requests:
+        raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} returned without a CreateTrainingJob request")
+    job = SubmittedJob.from_request(requests[-1], settings.region, sdk.GENERATION)
+    print(job.describe(), flush=True)
+    return job
+
+
+def attach(settings: Settings, job_name: str) -> SubmittedJob:
+    """An existing job by name (after a kernel restart, or one started elsewhere)."""
+    session = aws.session(settings.region)
+    aws.check_credentials(session)
+    job = SubmittedJob.from_request(results.describe(session, job_name), settings.region, _sdk(settings).GENERATION)
+    print(job.describe(), flush=True)
+    return job
+
+
+def wait(job: SubmittedJob, logs: bool = True) -> str:
+    """Block until the job ends (streaming its logs); returns its final status. Ctrl-C stops waiting, not the job."""
+    if job.local:
+        return "Completed"
+    session = aws.session(job.region)
+    adapter = _sdk_by_name(job.sdk)
+    try:
+        adapter.wait(job.job_name, session, job.region, logs)
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; {job.job_name} goes on running (console: {job.console_url})")
+        raise
+    except Exception as error:  # the SDKs raise when a job fails; report the status instead
+        print(f"{job.job_name}: {error}", file=sys.stderr)
+    status = results.describe(session, job.job_name)["TrainingJobStatus"]
+    print(f"{job.job_name}: {status}")
+    return status
+
+
+def run_local_job(settings: Settings, container_python: str | Path | None = None,
+                  work_dir: str | Path | None = None) -> SubmittedJob:
+    """Build the job's request with the SDK (uploading src/), then run it here instead of on SageMaker."""
+    sdk, session = _sdk(settings), aws.session(settings.region)
+    _preflight(settings, session)
+    spec = describe_job(settings)
+    try:
+        with capture.hold_back(session, offline=False, bucket=spec.bucket):
+            sdk.start(spec, session)
+    except capture.RequestHeldBack as held:
+        request = held.request
+    else:
+        raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
+    job = SubmittedJob.from_request(request, settings.region, sdk.GENERATION, local=True)
+    print(job.describe(), flush=True)
+    container.run_training_request(request, boto_session=session, container_python=container_python or sys.executable,
+                                   work_dir=work_dir or LOCAL_JOBS_DIR)
+    return job
+
+
+def fetch_results(job: SubmittedJob | str, region: str | None = None, dest: str | Path | None = None):
+    """Download and extract the job's model and output (results/<job-name>/); None while it still runs."""
+    name = job if isinstance(job, str) else job.job_name
+    region = region or (job.region if isinstance(job, SubmittedJob) else None)
+    if not region:
+        raise LaunchError("fetch_results: give the region of the job (or the job returned by submit)")
+    session = aws.session(region)
+    aws.check_credentials(session)
+    return results.fetch_results(session, name, dest or RESULTS_DIR)
+
+
+plot_learning_curve = results.plot_learning_curve
+load_saved_model = results.load_saved_model
+
+
+def request_json(request: dict) -> str:
+    return json.dumps(request, indent=2, default=str)
+
+
+def installed_sdk() -> str | None:
+    """ "v3", "v2" or None, from the installed sagemaker package's version."""
+    try:
+        major = int(importlib.metadata.version("sagemaker").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return None
+    return "v3" if major >= 3 else "v2"
+
+
+def _sdk(settings: Settings):
+    found = installed_sdk()
+    if found is None:
+        raise LaunchError("the SageMaker Python SDK is not installed here: pip install -r requirements/launcher.txt")
+    if settings.sdk not in ("auto", found):
+        raise LaunchError(f"sdk={settings.sdk!r} but SageMaker SDK {found} is installed: set sdk='auto' or install "
+                          f"{'requirements/launcher.txt' if settings.sdk == 'v3' else 'requirements/launcher-v2.txt'}")
+    if found == "v2" and not _told_about_v2:
+        print("SageMaker SDK v2 is installed (deprecated): using its Estimator; requirements/launcher.txt has v3",
+              file=sys.stderr)
+        globals()["_told_about_v2"] = True
+    return _sdk_by_name(found)
+
+
+_told_about_v2 = False
+
+
+def _sdk_by_name(name: str):
+    if name == "v3":
+        from launcher import sdk_v3
+
+        return sdk_v3
+    from launcher import sdk_v2
+
+    return sdk_v2
+
+
+def _preflight(settings: Settings, session) -> None:
+    """Everything that can be checked before submitting: credentials, bucket, build, image account."""
+    identity = aws.check_credentials(session)
+    aws.check_bucket(session, settings.bucket, settings.region)
+    if settings.build_bucket != settings.bucket:
+        aws.check_bucket(session, settings.build_bucket, settings.region)
+    aws.check_object(session, settings.build_bucket, settings.build_key)
+    account = settings.image_uri.split(".", 1)[0]
+    if identity.get("Account") and identity["Account"] != account:
+        print(f"note: the image is in account {account}, you are in {identity['Account']}: its ECR repository "
+              "policy must let SageMaker in your account pull it", file=sys.stderr)
+
+
+def _spec_for_role_lookup(settings: Settings) -> TrainingJobSpec:
+    return build_job_spec(settings, DRY_RUN_ROLE)

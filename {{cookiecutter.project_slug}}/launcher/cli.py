@@ -1,0 +1,100 @@
+"""`python launch.py`: the notebook's steps from the command line, with the same settings and defaults.
+
+The one difference: the notebook waits for the job by default (its later cells need the results),
+the command line returns once the job is submitted unless given --wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from launcher import api
+from launcher.entry_points import load_entry_point
+from launcher.errors import LaunchError
+from launcher.project import SOURCE_DIR, read_project
+from launcher.settings import SETTING_NAMES, parse_assignment, split_assignments
+
+EPILOG = f"""
+--set KEY=VALUE takes a job setting ({", ".join(n for n in SETTING_NAMES if n != "hyperparameters")})
+or a config key of the entry point (a hyperparameter; write hp.KEY=VALUE if a name is both).
+Examples:
+  python launch.py --dry-run --set episodes=20
+  python launch.py --wait --set instance_type=ml.c5.4xlarge --set use_spot=true
+  python launch.py --local-job --container-python .venv/bin/python
+"""
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="launch.py", description="Start a SageMaker training job for this repository.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request as JSON; send nothing")
+    mode.add_argument("--local-job", action="store_true",
+                      help="build the job (src/ goes to S3) and run it here the way the container would, without Docker")
+    mode.add_argument("--fetch-results", metavar="JOB_NAME",
+                      help="download a finished job's model and output into results/ and plot its learning curve")
+    p.add_argument("--wait", action="store_true", help="wait for the job to end, streaming its logs")
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                   type=_assignment, help="a job setting or hyperparameter (repeatable)")
+    p.add_argument("--upload-build", metavar="ZIP", help="first upload this local build zip to the build key")
+    p.add_argument("--container-python", metavar="PYTHON",
+                   help="--local-job: the training environment's interpreter (default: this one)")
+    p.add_argument("--work-dir", metavar="DIR", help="--local-job: where the job's /opt/ml folders go (default: runs/local-jobs)")
+    p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
+    return p
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    try:
+        return parse_assignment(text)
+    except LaunchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _run(args)
+    except LaunchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    values, hyperparameters = _values(args)
+    settings = api.load_settings(**values, hyperparameters=hyperparameters)
+    if args.fetch_results:
+        found = api.fetch_results(args.fetch_results, region=settings.region)
+        if found is not None and api.plot_learning_curve(found) is not None:
+            print(f"learning curve: {found.folder / 'learning_curve.png'}")
+        return 0 if found is not None else 1
+    if args.upload_build:
+        api.upload_build(settings, args.upload_build)
+    if args.dry_run:
+        print(api.request_json(api.dry_run(settings)))
+        return 0
+    if args.local_job:
+        api.run_local_job(settings, container_python=args.container_python, work_dir=args.work_dir)
+        return 0
+    print(settings.describe(), flush=True)
+    job = api.submit(settings)
+    if settings.wait:
+        return 0 if api.wait(job) == "Completed" else 1
+    return 0
+
+
+def _values(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Settings and hyperparameters from --set, sorted out by the entry point's config keys."""
+    pairs = args.assignments
+    chosen_entry = next((v for k, v in pairs if k == "entry_point"), None)
+    project_file = args.project_file or next((v for k, v in pairs if k == "project_file"), None)
+    entry = load_entry_point(chosen_entry or read_project(project_file).entry_point, SOURCE_DIR)
+    values, hyperparameters = split_assignments(pairs, entry.config)
+    values.setdefault("wait", args.wait)
+    if args.project_file:
+        values["project_file"] = args.project_file
+    return values, hyperparameters

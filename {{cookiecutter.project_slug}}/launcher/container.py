@@ -1,0 +1,270 @@
+"""Run a CreateTrainingJob request here, the way the training container would, without Docker.
+
+SageMaker's own local mode needs Docker; this needs only a Python environment with the training
+requirements and sagemaker-training (requirements/training.txt + image.txt), given as
+``container_python``. For one request it:
+
+1. lays out the job's /opt/ml in a folder: input/config/{hyperparameters,resourceconfig,
+   inputdataconfig}.json, input/data/<channel>/ downloaded from the request's S3 channels,
+   checkpoints/ restored from the checkpoint URI, and empty model/ and output/data/;
+2. runs the request's own driver: SDK v3's ``/bin/bash sm_train.sh`` from the sm_drivers channel
+   (its scripts hard-code /opt/ml, so their copies here point at the folder instead), or SDK v2's
+   sagemaker-training ``train`` with SAGEMAKER_BASE_DIR set to the folder;
+3. uploads what SageMaker would: model/ as <output path>/<job>/output/model.tar.gz, output/data/
+   as .../output/output.tar.gz, and checkpoints/ to the checkpoint URI.
+
+Differences from a real job, all about /opt/ml being elsewhere: paths in hyperparameters that start
+with /opt/ml are rewritten, and ``checkpoint_dir`` is set to the local checkpoints/ folder when the
+request syncs checkpoints (the trainer defaults to /opt/ml/checkpoints inside a job).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TextIO
+
+from launcher.errors import LaunchError
+
+OPT_ML = "/opt/ml"
+HOST = "algo-1"
+STOP_GRACE_SECONDS = 120  # SageMaker's time between SIGTERM and SIGKILL
+PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "PYTHONPATH", "UNITY_SIM_PYTHON", "SSL_CERT_FILE")
+
+
+@dataclass(frozen=True)
+class LocalJobResult:
+    job_name: str
+    opt_ml: Path  # the folder that stood in for /opt/ml
+    exit_code: int
+    model_uri: str | None  # None when the job failed (SageMaker keeps no model then)
+    output_uri: str | None
+    checkpoint_uri: str | None
+    log_file: Path
+
+
+def run_training_request(request: dict, *, boto_session, container_python: str | Path, work_dir: str | Path,
+                         echo: TextIO | None = sys.stdout) -> LocalJobResult:
+    """Run ``request`` in ``work_dir/<job-name>/`` and upload its results; raises LaunchError if it fails."""
+    job = request["TrainingJobName"]
+    python = _container_python(container_python)
+    opt_ml = Path(work_dir).resolve() / job
+    if opt_ml.exists():
+        raise LaunchError(f"{opt_ml} already exists: a local job of that name ran here before; remove the folder")
+    s3 = boto_session.client("s3")
+    checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
+    _lay_out(request, opt_ml, s3, checkpoint_uri)
+    command, extra_env = _driver(request, opt_ml, python)
+    env = _environment(request, python, boto_session.region_name, extra_env)
+    log_file = opt_ml / "local-job.log"
+    exit_code = _run(command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo)
+    prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output"
+    model_uri = _upload_tar(s3, opt_ml / "model", f"{prefix}/model.tar.gz") if exit_code == 0 else None
+    output_uri = _upload_tar(s3, opt_ml / "output" / "data", f"{prefix}/output.tar.gz")
+    if checkpoint_uri:
+        _upload_tree(s3, opt_ml / "checkpoints", checkpoint_uri)
+    if exit_code != 0:
+        failure = opt_ml / "output" / "failure"
+        reason = failure.read_text(errors="replace").strip()[-2000:] if failure.is_file() else "(no failure file)"
+        raise LaunchError(f"local job {job} failed with exit code {exit_code}: {reason}\nfull log: {log_file}")
+    return LocalJobResult(job, opt_ml, exit_code, model_uri, output_uri, checkpoint_uri, log_file)
+
+
+# ---------------------------------------------------------------------------------------------- /opt/ml
+
+
+def _lay_out(request: dict, opt_ml: Path, s3, checkpoint_uri: str | None) -> None:
+    config = opt_ml / "input" / "config"
+    for folder in (config, opt_ml / "model", opt_ml / "output" / "data", opt_ml / "checkpoints"):
+        folder.mkdir(parents=True)
+    instance_type = request["ResourceConfig"]["InstanceType"]
+    channels = {c["ChannelName"]: c for c in request.get("InputDataConfig") or []}
+    hyperparameters = {k: _local_path(v, opt_ml) for k, v in (request.get("HyperParameters") or {}).items()}
+    if checkpoint_uri and "checkpoint_dir" not in hyperparameters:
+        hyperparameters["checkpoint_dir"] = json.dumps(str(opt_ml / "checkpoints"))
+    _write_json(config / "hyperparameters.json", hyperparameters)
+    _write_json(config / "resourceconfig.json", {
+        "current_host": HOST, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
+        "hosts": [HOST], "network_interface_name": "eth0",
+        "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": [HOST]}],
+    })
+    _write_json(config / "inputdataconfig.json", {
+        name: {"TrainingInputMode": c.get("InputMode", "File"), "S3DistributionType": "FullyReplicated",
+               "RecordWrapperType": "None"} for name, c in channels.items()
+    })
+    for name, channel in channels.items():
+        _download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], opt_ml / "input" / "data" / name)
+    if checkpoint_uri:
+        _download_prefix(s3, checkpoint_uri, opt_ml / "checkpoints", required=False)
+
+
+def _local_path(encoded: str, opt_ml: Path) -> str:
+    """A JSON-encoded hyperparameter whose value is a path under /opt/ml, moved under ``opt_ml``."""
+    try:
+        value = json.loads(encoded)
+    except ValueError:
+        return encoded
+    if isinstance(value, str) and (value == OPT_ML or value.startswith(OPT_ML + "/")):
+        return json.dumps(str(opt_ml) + value[len(OPT_ML):])
+    return encoded
+
+
+def _driver(request: dict, opt_ml: Path, python: Path) -> tuple[list[str], dict]:
+    """The command the container would run for this request, and the environment it needs here."""
+    spec = request["AlgorithmSpecification"]
+    if spec.get("ContainerEntrypoint"):  # SDK v3: /bin/bash -c "... sm_train.sh"
+        drivers = opt_ml / "input" / "data" / "sm_drivers"
+        if not drivers.is_dir():
+            raise LaunchError("the request has a container entrypoint but no sm_drivers channel: not an SDK v3 script job")
+        for file in drivers.rglob("*"):
+            if file.is_file() and file.suffix in (".sh", ".py", ".json"):
+                file.write_text(file.read_text().replace(OPT_ML, str(opt_ml)))
+        command = [part.replace(OPT_ML, str(opt_ml)) for part in spec["ContainerEntrypoint"] + spec.get("ContainerArguments", [])]
+        return command, {}
+    if "sagemaker_program" in (request.get("HyperParameters") or {}):  # SDK v2: sagemaker-training
+        train = python.parent / "train"
+        if not train.is_file():
+            found = shutil.which("train", path=str(python.parent))
+            if not found:
+                raise LaunchError(f"sagemaker-training's `train` is not next to {python}: install requirements/image.txt "
+                                  "into that environment (it is what SDK v2 jobs run in the container)")
+            train = Path(found)
+        return [str(train)], {"SAGEMAKER_BASE_DIR": str(opt_ml), "SM_STUDIO_LOCAL_MODE": "true"}
+    raise LaunchError("the request has neither SDK v3's driver nor SDK v2's sagemaker_program: cannot run it locally")
+
+
+def _environment(request: dict, python: Path, region: str, extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH or k.startswith("AWS_")}
+    env.update({
+        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+        "TRAINING_JOB_NAME": request["TrainingJobName"],
+        **(request.get("Environment") or {}),
+        **extra,
+    })
+    return env
+
+
+def _container_python(value: str | Path) -> Path:
+    python = Path(value).expanduser()
+    if not python.is_absolute():
+        found = shutil.which(str(value))
+        python = Path(found) if found else python
+    if not python.is_file() or not os.access(python, os.X_OK):
+        raise LaunchError(f"container_python={str(value)!r} is not an executable Python: give the interpreter of an "
+                          "environment with requirements/training.txt and requirements/image.txt installed")
+    return python.absolute()  # not resolved: a venv's bin/python must keep its venv
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _run(command: list[str], env: dict, cwd: Path, max_seconds: int, log_file: Path, echo: TextIO | None) -> int:
+    """Run the driver in its own process group, echo and log its output; stop it like SageMaker at max_seconds."""
+    with open(log_file, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   text=True, errors="replace", start_new_session=True)
+        timer = threading.Timer(max_seconds, _stop, args=(process,))
+        timer.daemon = True
+        timer.start()
+        try:
+            for line in process.stdout:
+                log.write(line)
+                if echo is not None:
+                    echo.write(line)
+                    echo.flush()
+            return process.wait()
+        finally:
+            timer.cancel()
+            if process.poll() is None:  # an exception or Ctrl-C here: the job must not outlive us
+                _stop(process, grace=10)
+            process.stdout.close()
+            _kill_group(process)
+
+
+def _stop(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
+    """SIGTERM to the whole group (the trainer saves and closes Unity), SIGKILL after ``grace``."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _kill_group(process)
+        process.wait()
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:  # whatever the driver started (a Unity player) goes with it
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- S3
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://"):
+        raise LaunchError(f"{uri!r} is not an s3:// URI")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def _download_prefix(s3, uri: str, folder: Path, required: bool = True) -> None:
+    """Every object under an S3Prefix, as SageMaker lays a File-mode channel out."""
+    bucket, prefix = split_s3_uri(uri)
+    folder.mkdir(parents=True, exist_ok=True)
+    found = False
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            rest = key[len(prefix):]
+            inside = rest.strip("/") and (prefix.endswith("/") or rest.startswith("/"))
+            # s3://b/dir -> dir/a/b.txt lands as a/b.txt; s3://b/builds/x.zip (an object) lands as x.zip
+            relative = PurePosixPath(rest.lstrip("/") if inside else PurePosixPath(key).name)
+            if key.endswith("/") or ".." in relative.parts or relative.is_absolute():
+                continue
+            target = folder.joinpath(*relative.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(target))
+            found = True
+    if required and not found:
+        raise LaunchError(f"nothing in S3 under {uri}: the job's input is missing")
+
+
+def _upload_tar(s3, folder: Path, uri: str) -> str | None:
+    """``folder``'s contents as a .tar.gz at ``uri`` (None if the folder is missing or empty)."""
+    if not folder.is_dir() or not any(folder.iterdir()):
+        if folder.name == "model":  # SageMaker uploads model.tar.gz even when it is empty
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            return None
+    bucket, key = split_s3_uri(uri)
+    with tempfile.TemporaryDirectory(prefix="local-job-") as tmp:
+        archive = Path(tmp) / PurePosixPath(key).name
+        with tarfile.open(archive, "w:gz") as tar:
+            for item in sorted(folder.iterdir()):
+                tar.add(item, arcname=item.name)
+        s3.upload_file(str(archive), bucket, key)
+    return uri
+
+
+def _upload_tree(s3, folder: Path, uri: str) -> None:
+    bucket, prefix = split_s3_uri(uri)
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        s3.upload_file(str(file), bucket, f"{prefix.rstrip('/')}/{file.relative_to(folder).as_posix()}")
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,176 @@
+"""After a job: download what it left in S3, plot its learning curve, load its SavedModel.
+
+The curve comes from the run's own metrics.jsonl (every ``log_metrics`` line, with its step) inside
+output.tar.gz; when a job has none, from the metrics SageMaker extracted into CloudWatch with the
+job's metric definitions (by time, not step).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from launcher.errors import LaunchError
+
+FINISHED = ("Completed", "Failed", "Stopped")
+METRICS_FILE = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class JobResults:
+    """A finished job's results on this machine."""
+
+    job_name: str
+    status: str
+    folder: Path
+    model_dir: Path | None  # model.tar.gz extracted; None if the job left none
+    output_dir: Path | None  # output.tar.gz extracted
+    metrics: list[dict] = field(default_factory=list)
+    metrics_source: str = ""
+
+
+def describe(boto_session, job_name: str) -> dict:
+    """DescribeTrainingJob, with a clear error when there is no such job."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return boto_session.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    except ClientError as error:
+        if "ValidationException" in str(error) or "ResourceNotFound" in str(error) or "not found" in str(error).lower():
+            raise LaunchError(f"job_name={job_name!r}: no such training job in {boto_session.region_name}: check the "
+                              "name (printed when the job was submitted) and the region") from None
+        raise
+
+
+def fetch_results(boto_session, job_name: str, dest: str | Path) -> JobResults | None:
+    """Download and extract the job's model and output into ``dest/<job>/``; None while it still runs."""
+    description = describe(boto_session, job_name)
+    status = description["TrainingJobStatus"]
+    if status not in FINISHED:
+        print(f"{job_name} is {status}: run this again once it has finished (or wait for it first)")
+        return None
+    if status != "Completed":
+        print(f"{job_name} is {status}: {description.get('FailureReason', 'no reason given')}. Fetching what it left.")
+    prefix = f"{description['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job_name}/output"
+    model_uri = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or f"{prefix}/model.tar.gz"
+    folder = Path(dest).expanduser() / job_name
+    folder.mkdir(parents=True, exist_ok=True)
+    s3 = boto_session.client("s3")
+    model_dir = _fetch_tar(s3, model_uri, folder / "model")
+    output_dir = _fetch_tar(s3, f"{prefix}/output.tar.gz", folder / "output")
+    if status == "Completed" and model_dir is None:
+        raise LaunchError(f"{job_name} completed but {model_uri} is missing: was it deleted? Check the bucket")
+    metrics, source = _metrics_file(output_dir), METRICS_FILE
+    if not metrics:
+        metrics, source = _cloudwatch_metrics(boto_session, description), "CloudWatch"
+    results = JobResults(job_name, status, folder, model_dir, output_dir, metrics, source if metrics else "")
+    print(f"results of {job_name} in {folder}: model {'in ' + str(model_dir) if model_dir else 'none'}, "
+          f"output {'in ' + str(output_dir) if output_dir else 'none'}, {len(metrics)} metric records")
+    return results
+
+
+def plot_learning_curve(results: JobResults | None, metric: str = "episode_reward_mean"):
+    """Plot ``metric`` over training steps (or time); the figure is also saved as learning_curve.png."""
+    if results is None:
+        print("no results yet: nothing to plot")
+        return None
+    points = [m for m in results.metrics if isinstance(m.get(metric), (int, float))]
+    if not points:
+        names = sorted({k for m in results.metrics for k in m} - {"step", "time"})
+        print(f"no {metric!r} values in the results of {results.job_name}" + (f" (it has {', '.join(names)})" if names else ""))
+        return None
+    import matplotlib.pyplot as plt
+
+    x_name = "step" if all("step" in m for m in points) else "time"
+    figure, axes = plt.subplots(figsize=(8, 4))
+    axes.plot([m[x_name] for m in points], [m[metric] for m in points], marker="." if len(points) < 50 else None)
+    raw = metric.removesuffix("_mean")
+    if raw != metric and any(raw in m for m in results.metrics):
+        scattered = [m for m in results.metrics if isinstance(m.get(raw), (int, float))]
+        axes.scatter([m[x_name] for m in scattered], [m[raw] for m in scattered], s=6, alpha=0.3, label=raw)
+        axes.legend()
+    axes.set(xlabel=x_name, ylabel=metric, title=f"{results.job_name} ({results.metrics_source})")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(results.folder / "learning_curve.png", dpi=100)
+    return figure
+
+
+def load_saved_model(results: JobResults | None):
+    """The job's TensorFlow SavedModel, or None (with the reason) if it saved none or TF is missing."""
+    if results is None or results.model_dir is None:
+        print("no model downloaded: nothing to load")
+        return None
+    found = sorted(results.model_dir.rglob("saved_model.pb"))
+    if not found:
+        print(f"{results.job_name} saved no SavedModel (its model.tar.gz holds: "
+              f"{', '.join(p.name for p in results.model_dir.iterdir()) or 'nothing'}). The random example saves none; "
+              "the PPO and DQN examples do.")
+        return None
+    try:
+        import tensorflow as tf
+    except ImportError:
+        print(f"SavedModel in {found[0].parent}; to load it here, install TensorFlow "
+              "(pip install -r requirements/training.txt) or use the training environment")
+        return None
+    return tf.saved_model.load(str(found[0].parent))
+
+
+def _fetch_tar(s3, uri: str, folder: Path) -> Path | None:
+    """Download a .tar.gz and extract it into ``folder`` (replacing it whole); None if there is no such object."""
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    with tempfile.TemporaryDirectory(prefix="results-", dir=folder.parent) as tmp:
+        archive = Path(tmp) / "archive.tar.gz"
+        try:
+            s3.download_file(bucket, key, str(archive))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        staging = Path(tmp) / "extracted"
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(staging, filter="data")  # refuses absolute paths, links out, device files
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    return folder
+
+
+def _metrics_file(output_dir: Path | None) -> list[dict]:
+    if output_dir is None:
+        return []
+    records = []
+    for path in sorted(output_dir.rglob(METRICS_FILE)):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a stopped job
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def _cloudwatch_metrics(boto_session, description: dict) -> list[dict]:
+    """The job's metric series from CloudWatch, one record per timestamp."""
+    start, end = description.get("TrainingStartTime"), description.get("TrainingEndTime")
+    definitions = (description.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
+    if not (start and end and definitions):
+        return []
+    cloudwatch = boto_session.client("cloudwatch")
+    queries = [{"Id": f"m{i}", "Label": d["Name"], "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": "/aws/sagemaker/TrainingJobs", "MetricName": d["Name"],
+                   "Dimensions": [{"Name": "TrainingJobName", "Value": description["TrainingJobName"]}]},
+        "Period": 60, "Stat": "Average"}} for i, d in enumerate(definitions[:500])]
+    by_time: dict = {}
+    for page in cloudwatch.get_paginator("get_metric_data").paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+        for series in page.get("MetricDataResults", []):
+            for when, value in zip(series.get("Timestamps", []), series.get("Values", []), strict=False):
+                by_time.setdefault(when, {"time": when})[series["Label"]] = value
+    return [by_time[t] for t in sorted(by_time)]
