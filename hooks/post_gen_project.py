@@ -62,9 +62,10 @@ Created {slug}/. Next steps:
        git remote add origin https://github.com/<you>/{slug}.git
        git push -u origin main
 
-  3. Link the repository to a SageMaker notebook instance (SageMaker console > Notebook >
-     Git repositories > Add repository; a private repo needs a GitHub token with the 'repo'
-     scope), open the instance's JupyterLab, then open job_launcher.ipynb.
+  3. Open it on a SageMaker notebook instance (after pushing; needs AWS credentials and a role):
+       export SAGEMAKER_ROLE_ARN=arn:aws:iam::<account>:role/<role>
+       make notebook    # private repo: a GitHub token with only the 'repo' scope, in GITHUB_TOKEN or at the prompt
+     It prints the JupyterLab link; open job_launcher.ipynb there.
 
   4. Upload your zipped Unity Linux build to s3://{ANSWERS["s3_bucket"]}/{ANSWERS["unity_build_zip_key"]}
      and publish the training image to {ANSWERS["ecr_image_uri"]} (see README.md).

@@ -14,8 +14,12 @@ TEMPLATE_OPTIONS: dict = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_te
 ALGORITHMS: list[str] = TEMPLATE_OPTIONS["algorithm"]
 REGIONS: list[str] = TEMPLATE_OPTIONS["aws_region"]
 
-# Jinja left in a rendered file. GitHub Actions' own `${{ ... }}` expressions are meant to be there.
-LEFTOVER_JINJA = re.compile(r"(?<!\$)\{\{|\{%|\{#")
+# Jinja left in a rendered file: a cookiecutter placeholder, a statement tag or a comment tag.
+# (Code may contain `{{` for other reasons: f-string braces, GitHub Actions' `${{ ... }}`.)
+LEFTOVER_JINJA = re.compile(
+    r"\{\{-?\s*cookiecutter\b|\{%-?\s*(?:if|elif|else|endif|for|endfor|raw|endraw|set|macro|include|import)\b"
+    r"|(?<!\$)\{#-?\s"
+)
 
 BINARY_SUFFIXES = {".png", ".zip", ".gz", ".so", ".pb", ".bin"}
 

@@ -12,12 +12,14 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from launcher.errors import LaunchError
 
 FINISHED = ("Completed", "Failed", "Stopped")
 METRICS_FILE = "metrics.jsonl"
+CLOUDWATCH_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 
 
 @dataclass(frozen=True)
@@ -158,18 +160,23 @@ def _metrics_file(output_dir: Path | None) -> list[dict]:
 
 
 def _cloudwatch_metrics(boto_session, description: dict) -> list[dict]:
-    """The job's metric series from CloudWatch, one record per timestamp."""
+    """The job's metric series from CloudWatch (what SageMaker extracted with its metric definitions)."""
     start, end = description.get("TrainingStartTime"), description.get("TrainingEndTime")
-    definitions = (description.get("AlgorithmSpecification") or {}).get("MetricDefinitions") or []
-    if not (start and end and definitions):
+    if not start:
         return []
+    end = (end or datetime.now(timezone.utc)) + timedelta(minutes=1)
+    dimension = [{"Name": "TrainingJobName", "Value": description["TrainingJobName"]}]
     cloudwatch = boto_session.client("cloudwatch")
-    queries = [{"Id": f"m{i}", "Label": d["Name"], "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": "/aws/sagemaker/TrainingJobs", "MetricName": d["Name"],
-                   "Dimensions": [{"Name": "TrainingJobName", "Value": description["TrainingJobName"]}]},
-        "Period": 60, "Stat": "Average"}} for i, d in enumerate(definitions[:500])]
+    names = sorted({m["MetricName"] for page in cloudwatch.get_paginator("list_metrics").paginate(
+        Namespace=CLOUDWATCH_NAMESPACE, Dimensions=dimension) for m in page.get("Metrics", [])})
+    if not names:
+        return []
+    queries = [{"Id": f"m{i}", "Label": name, "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": CLOUDWATCH_NAMESPACE, "MetricName": name, "Dimensions": dimension},
+        "Period": 60, "Stat": "Average"}} for i, name in enumerate(names[:500])]
     by_time: dict = {}
-    for page in cloudwatch.get_paginator("get_metric_data").paginate(MetricDataQueries=queries, StartTime=start, EndTime=end):
+    for page in cloudwatch.get_paginator("get_metric_data").paginate(
+            MetricDataQueries=queries, StartTime=start - timedelta(minutes=1), EndTime=end):
         for series in page.get("MetricDataResults", []):
             for when, value in zip(series.get("Timestamps", []), series.get("Values", []), strict=False):
                 by_time.setdefault(when, {"time": when})[series["Label"]] = value

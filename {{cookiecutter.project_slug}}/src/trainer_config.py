@@ -146,6 +146,10 @@ def read_sm_hps() -> dict:
     return {k: v for k, v in values.items() if not k.startswith("sagemaker_")}
 
 
+# How an unrendered template file starts a placeholder (split so this file holds no placeholder itself).
+TEMPLATE_MARKER = "{" + "{ cookiecutter."
+
+
 def read_project_settings(path: Path, explicit: bool) -> dict:
     """The build settings from the generated repo's project.toml, as config keys."""
     if not path.is_file():
@@ -153,7 +157,7 @@ def read_project_settings(path: Path, explicit: bool) -> dict:
             raise ConfigError(f"project_file {path} does not exist: fix the path, or set project_file to ''")
         return {}
     text = path.read_text(encoding="utf-8")
-    if "{{ cookiecutter." in text:  # the template itself, not a generated repo
+    if TEMPLATE_MARKER in text:  # the template itself, not a generated repo
         return {}
     try:
         data = tomllib.loads(text)

@@ -10,6 +10,7 @@ import pytest
 
 import trainer as trainer_module
 from trainer import DEFAULT_CONFIG, ConfigError, LocalTrainer, Trainer, merge_config, parse_cli
+from trainer_config import TEMPLATE_MARKER
 
 pytestmark = pytest.mark.usefixtures("no_internet")
 
@@ -185,7 +186,8 @@ def test_project_toml_is_not_read_inside_a_job(job, tmp_path):
 
 
 def test_unrendered_template_project_toml_is_ignored(outside_job, tmp_path):
-    (tmp_path / "project.toml").write_text('[aws]\ns3_bucket = "{{ cookiecutter.s3_bucket }}"\n')
+    placeholder = TEMPLATE_MARKER + 's3_bucket }}'
+    (tmp_path / "project.toml").write_text(f'[aws]\ns3_bucket = "{placeholder}"\n')
     assert Probe({"project_file": str(tmp_path / "project.toml")}, argv=[]).config["bucket"] == ""
 
 
