@@ -7,6 +7,7 @@ the command line returns once the job is submitted unless given --wait.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -75,7 +76,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.upload_build:
         api.upload_build(settings, args.upload_build)
     if args.dry_run:
-        print(api.request_json(api.dry_run(settings)))
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (the SDKs print to it)
+            request = api.dry_run(settings)
+        print(api.request_json(request))
         return 0
     if args.local_job:
         api.run_local_job(settings, container_python=args.container_python, work_dir=args.work_dir)

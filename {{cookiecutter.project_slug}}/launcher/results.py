@@ -136,6 +136,7 @@ def _fetch_tar(s3, uri: str, folder: Path) -> Path | None:
                 return None
             raise
         staging = Path(tmp) / "extracted"
+        staging.mkdir()  # an empty model.tar.gz (the random example) still gives a folder
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(staging, filter="data")  # refuses absolute paths, links out, device files
         if folder.exists():

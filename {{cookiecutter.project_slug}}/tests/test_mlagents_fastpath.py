@@ -107,6 +107,10 @@ def test_golden_file_covers_every_message_type_of_the_installed_protocol(samples
     assert sorted(samples) == sorted(GOLDEN["messages"])
 
 
+_DEFAULTS: list[Any] = [None, 0, 0.0, False, "", [], {"hex": ""}]
+"""What ``field_values`` reports for a field that is not set."""
+
+
 def test_golden_samples_set_every_field_of_every_message_type() -> None:
     unset: dict[str, set[str]] = {}
     for name, message_class in golden_generator.message_classes().items():
@@ -118,9 +122,6 @@ def test_golden_samples_set_every_field_of_every_message_type() -> None:
         if missing:
             unset[name] = missing
     assert unset == {}
-
-
-_DEFAULTS: list[Any] = [None, 0, 0.0, False, "", [], {"hex": ""}]
 
 
 @pytest.mark.parametrize("module_name", sorted(GOLDEN["modules"]))
@@ -150,7 +151,12 @@ def test_enum_wrappers_and_values_match_the_native_module(protocol_modules: dict
 
 @needs_modern_protobuf
 def test_importing_mlagents_envs_without_the_hook_fails_on_modern_protobuf() -> None:
-    result = _run_python("import mlagents_envs.environment")
+    code = (
+        "import sys\n"
+        "assert 'mlagents_fastpath' not in sys.modules, 'something (a .pth file?) installed the hook'\n"
+        "import mlagents_envs.environment\n"
+    )
+    result = _run_python(code)
     # upb: "Descriptors cannot be created directly"; pure Python 6.x: an AttributeError. Both in a _pb2.
     assert result.returncode != 0
     assert re.search(r"communicator_objects/\w+_pb2\.py", result.stderr), result.stderr

@@ -148,7 +148,7 @@ def offline_environment(folder: Path) -> Offline:
     folder.mkdir(parents=True, exist_ok=True)
     guard_log, capture = folder / "network-attempts.log", folder / "create-training-job.jsonl"
     env = {**os.environ, "PYTHONPATH": str(OFFLINE_DIR), "LAUNCHER_TEST_GUARD_LOG": str(guard_log),
-           "LAUNCHER_TEST_CAPTURE": str(capture), "TQDM_DISABLE": "1", "MPLBACKEND": "Agg"}
+           "LAUNCHER_TEST_CAPTURE": str(capture), "TQDM_DISABLE": "1"}
     env.pop("SAGEMAKER_ROLE_ARN", None)
     return Offline(env, guard_log, capture)
 

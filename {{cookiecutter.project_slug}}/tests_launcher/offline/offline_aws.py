@@ -86,11 +86,12 @@ def patch_botocore(capture_file: str | None):
             results = [{"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": "allowed"}
                        for action in api_params.get("ActionNames", [])]
             return {"EvaluationResults": results, "IsTruncated": False}
+        if operation_name != "CreateTrainingJob" or not capture_file:
+            return real(self, operation_name, api_params)
         sent = copy.deepcopy(api_params)
-        answer = real(self, operation_name, api_params)
-        if operation_name == "CreateTrainingJob" and capture_file:
-            with open(capture_file, "a", encoding="utf-8") as out:
-                out.write(json.dumps(sent, default=str) + "\n")
+        answer = real(self, operation_name, api_params)  # a held-back request raises here: not recorded
+        with open(capture_file, "a", encoding="utf-8") as out:
+            out.write(json.dumps(sent, default=str) + "\n")
         return answer
 
     BaseClient._make_api_call = make_api_call
