@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import sys
 
-if sys.version_info < (3, 11):  # tomllib; SageMaker notebook kernels can be older
-    sys.exit(f"launch.py needs Python 3.11 or newer (this is {sys.version.split()[0]}): use the rl-launcher kernel "
-             "or a venv with requirements/launcher.txt")
+if sys.version_info < (3, 11):  # noqa: UP036  (tomllib; a notebook kernel may well be older)
+    sys.exit(
+        f"launch.py needs Python 3.11 or newer (this is {sys.version.split()[0]}): use the rl-launcher "
+        "kernel "
+        "or a venv with requirements/launcher.txt"
+    )
 
 from launcher.api import (  # noqa: E402
     SubmittedJob,
@@ -34,9 +37,21 @@ from launcher.errors import LaunchError  # noqa: E402
 from launcher.settings import JobSettings  # noqa: E402
 
 __all__ = [
-    "JobSettings", "LaunchError", "SubmittedJob", "attach", "describe_job", "dry_run", "fetch_results",
-    "load_saved_model", "load_settings", "plot_learning_curve", "request_json", "run_local_job", "submit",
-    "upload_build", "wait",
+    "JobSettings",
+    "LaunchError",
+    "SubmittedJob",
+    "attach",
+    "describe_job",
+    "dry_run",
+    "fetch_results",
+    "load_saved_model",
+    "load_settings",
+    "plot_learning_curve",
+    "request_json",
+    "run_local_job",
+    "submit",
+    "upload_build",
+    "wait",
 ]
 
 if __name__ == "__main__":

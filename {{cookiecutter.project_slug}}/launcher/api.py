@@ -2,7 +2,7 @@
 
     settings = load_settings(**parameters)      # project.toml defaults + your choices, all checked
     upload_build(settings, "builds/3DBall.zip")  # optional: put a local build zip in the bucket
-    job = submit(settings)                       # checks AWS, uploads src/, starts the job, prints where things go
+    job = submit(settings)                       # checks AWS, uploads src/, starts the job, says where
     wait(job)                                    # streams the logs until it ends
     results = fetch_results(job)                 # model and output from S3
     plot_learning_curve(results); load_saved_model(results)
@@ -23,7 +23,7 @@ from launcher import aws, capture, container, results
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.project import REPO_ROOT
-from launcher.settings import Settings, resolve
+from launcher.settings import Settings, require_role, resolve
 
 DRY_RUN_ROLE = "arn:aws:iam::000000000000:role/execution-role-of-this-notebook"
 LOCAL_JOBS_DIR = REPO_ROOT / "runs" / "local-jobs"
@@ -52,8 +52,19 @@ class SubmittedJob:
         prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{name}"
         logs, console = aws.console_links(region, name)
         checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
-        return cls(name, region, sdk, f"{prefix}/", f"{prefix}/output/model.tar.gz", f"{prefix}/output/output.tar.gz",
-                   checkpoint.rstrip("/") + "/" if checkpoint else None, logs, console, request, local)
+        return cls(
+            name,
+            region,
+            sdk,
+            f"{prefix}/",
+            f"{prefix}/output/model.tar.gz",
+            f"{prefix}/output/output.tar.gz",
+            checkpoint.rstrip("/") + "/" if checkpoint else None,
+            logs,
+            console,
+            request,
+            local,
+        )
 
     def describe(self) -> str:
         lines = [
@@ -82,16 +93,18 @@ def upload_build(settings: Settings, path: str | Path) -> bool:
 
 
 def describe_job(settings: Settings, role_arn: str | None = None) -> TrainingJobSpec:
-    """The neutral job description (looking up this notebook's execution role if no role was given)."""
+    """The neutral job description (on SageMaker without a role: with this notebook's execution role)."""
+    role_arn = role_arn or require_role(settings)
     if role_arn is None:
-        role_arn = settings.role or _sdk(settings).execution_role(_spec_for_role_lookup(settings), aws.session(settings.region))
+        lookup = build_job_spec(settings, DRY_RUN_ROLE)  # only its region, bucket and SDK config are used
+        role_arn = _sdk(settings).execution_role(lookup, aws.session(settings.region))
     return build_job_spec(settings, role_arn)
 
 
 def dry_run(settings: Settings) -> dict:
     """The exact CreateTrainingJob request the SDK would send; nothing is sent (not even the uploads)."""
     sdk = _sdk(settings)
-    spec = build_job_spec(settings, settings.role or DRY_RUN_ROLE)
+    spec = build_job_spec(settings, require_role(settings) or DRY_RUN_ROLE)
     session = aws.session(settings.region)
     try:
         with capture.hold_back(session, offline=True, bucket=spec.bucket):
@@ -103,6 +116,7 @@ def dry_run(settings: Settings) -> dict:
 
 def submit(settings: Settings) -> SubmittedJob:
     """Check AWS, upload src/ and start the job; returns at once (see wait)."""
+    require_role(settings)
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
@@ -119,13 +133,18 @@ def attach(settings: Settings, job_name: str) -> SubmittedJob:
     """An existing job by name (after a kernel restart, or one started elsewhere)."""
     session = aws.session(settings.region)
     aws.check_credentials(session)
-    job = SubmittedJob.from_request(results.describe(session, job_name), settings.region, _sdk(settings).GENERATION)
+    job = SubmittedJob.from_request(
+        results.describe(session, job_name), settings.region, _sdk(settings).GENERATION
+    )
     print(job.describe(), flush=True)
     return job
 
 
 def wait(job: SubmittedJob, logs: bool = True) -> str:
-    """Block until the job ends (streaming its logs); returns its final status. Ctrl-C stops waiting, not the job."""
+    """Block until the job ends (streaming its logs); return its final status.
+
+    Ctrl-C stops the waiting, not the job.
+    """
     if job.local:
         return "Completed"
     session = aws.session(job.region)
@@ -142,9 +161,11 @@ def wait(job: SubmittedJob, logs: bool = True) -> str:
     return status
 
 
-def run_local_job(settings: Settings, container_python: str | Path | None = None,
-                  work_dir: str | Path | None = None) -> SubmittedJob:
+def run_local_job(
+    settings: Settings, container_python: str | Path | None = None, work_dir: str | Path | None = None
+) -> SubmittedJob:
     """Build the job's request with the SDK (uploading src/), then run it here instead of on SageMaker."""
+    require_role(settings)
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
@@ -157,8 +178,17 @@ def run_local_job(settings: Settings, container_python: str | Path | None = None
         raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
     job = SubmittedJob.from_request(request, settings.region, sdk.GENERATION, local=True)
     print(job.describe(), flush=True)
-    container.run_training_request(request, boto_session=session, container_python=container_python or sys.executable,
-                                   work_dir=work_dir or LOCAL_JOBS_DIR)
+    result = container.run_training_request(
+        request,
+        boto_session=session,
+        container_python=container_python or sys.executable,
+        work_dir=work_dir or LOCAL_JOBS_DIR,
+    )
+    print(
+        f"local job {job.job_name} finished: model {result.model_uri}, output {result.output_uri or 'none'}, "
+        f"its /opt/ml in {result.opt_ml}",
+        flush=True,
+    )
     return job
 
 
@@ -193,13 +223,20 @@ def installed_sdk() -> str | None:
 def _sdk(settings: Settings):
     found = installed_sdk()
     if found is None:
-        raise LaunchError("the SageMaker Python SDK is not installed here: pip install -r requirements/launcher.txt")
+        raise LaunchError(
+            "the SageMaker Python SDK is not installed here: pip install -r requirements/launcher.txt"
+        )
     if settings.sdk not in ("auto", found):
-        raise LaunchError(f"sdk={settings.sdk!r} but SageMaker SDK {found} is installed: set sdk='auto' or install "
-                          f"{'requirements/launcher.txt' if settings.sdk == 'v3' else 'requirements/launcher-v2.txt'}")
+        raise LaunchError(
+            f"sdk={settings.sdk!r} but SageMaker SDK {found} is installed: set sdk='auto' or install "
+            f"{'requirements/launcher.txt' if settings.sdk == 'v3' else 'requirements/launcher-v2.txt'}"
+        )
     if found == "v2" and not _told_about_v2:
-        print("SageMaker SDK v2 is installed (deprecated): using its Estimator; requirements/launcher.txt has v3",
-              file=sys.stderr)
+        print(
+            "SageMaker SDK v2 is installed (deprecated): using its Estimator; "
+            "requirements/launcher.txt has v3",
+            file=sys.stderr,
+        )
         globals()["_told_about_v2"] = True
     return _sdk_by_name(found)
 
@@ -226,9 +263,8 @@ def _preflight(settings: Settings, session) -> None:
     aws.check_object(session, settings.build_bucket, settings.build_key)
     account = settings.image_uri.split(".", 1)[0]
     if identity.get("Account") and identity["Account"] != account:
-        print(f"note: the image is in account {account}, you are in {identity['Account']}: its ECR repository "
-              "policy must let SageMaker in your account pull it", file=sys.stderr)
-
-
-def _spec_for_role_lookup(settings: Settings) -> TrainingJobSpec:
-    return build_job_spec(settings, DRY_RUN_ROLE)
+        print(
+            f"note: the image is in account {account}, you are in {identity['Account']}: its ECR repository "
+            "policy must let SageMaker in your account pull it",
+            file=sys.stderr,
+        )

@@ -30,12 +30,15 @@ def check_credentials(boto_session) -> dict:
     if boto_session.get_credentials() is None:
         raise LaunchError(
             "no AWS credentials found: run `aws configure` (or `aws sso login` with AWS_PROFILE set), or set "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on a SageMaker notebook the instance's role provides them"
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; on a SageMaker notebook the instance's role "
+            "provides them"
         )
     try:
         return boto_session.client("sts").get_caller_identity()
     except ClientError as error:
-        raise LaunchError(f"AWS refused these credentials ({_code(error)}: {_message(error)}): renew or fix them") from None
+        raise LaunchError(
+            f"AWS refused these credentials ({_code(error)}: {_message(error)}): renew or fix them"
+        ) from None
     except BotoCoreError as error:
         raise LaunchError(f"could not reach AWS STS to check the credentials: {error}") from None
 
@@ -56,11 +59,16 @@ def check_bucket(boto_session, bucket: str, region: str) -> None:
             ) from None
         if code in ("403", "AccessDenied", "Forbidden"):
             raise LaunchError(
-                f"access denied to s3_bucket={bucket!r}: it belongs to another account, or these credentials lack "
+                f"access denied to s3_bucket={bucket!r}: it belongs to another account, or these "
+                "credentials lack "
                 f"s3:ListBucket on arn:aws:s3:::{bucket} (and s3:GetObject/PutObject on its objects)"
             ) from None
         if code in ("301", "400", "PermanentRedirect"):
-            found = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region", "?")
+            found = (
+                error.response.get("ResponseMetadata", {})
+                .get("HTTPHeaders", {})
+                .get("x-amz-bucket-region", "?")
+            )
             raise LaunchError(_wrong_region(bucket, found, region)) from None
         raise LaunchError(f"could not check s3_bucket={bucket!r} ({code}: {_message(error)})") from None
     except BotoCoreError as error:
@@ -84,8 +92,13 @@ def check_object(boto_session, bucket: str, key: str, setting: str = "build_key"
                 f"(notebook: local_build_zip=...; command line: --upload-build PATH; or aws s3 cp BUILD.zip s3://{bucket}/{key})"
             ) from None
         if code in ("403", "AccessDenied", "Forbidden"):
-            raise LaunchError(f"{setting}: access denied reading s3://{bucket}/{key}: these credentials need s3:GetObject on it") from None
-        raise LaunchError(f"{setting}: could not check s3://{bucket}/{key} ({code}: {_message(error)})") from None
+            raise LaunchError(
+                f"{setting}: access denied reading s3://{bucket}/{key}: these credentials need "
+                "s3:GetObject on it"
+            ) from None
+        raise LaunchError(
+            f"{setting}: could not check s3://{bucket}/{key} ({code}: {_message(error)})"
+        ) from None
 
 
 def upload_build(boto_session, path: str | Path, bucket: str, key: str, progress: bool = True) -> bool:
@@ -98,7 +111,9 @@ def upload_build(boto_session, path: str | Path, bucket: str, key: str, progress
 
     file = Path(path).expanduser()
     if not file.is_file():
-        raise LaunchError(f"local_build_zip={str(path)!r} does not exist: give the path of your zipped Unity Linux build")
+        raise LaunchError(
+            f"local_build_zip={str(path)!r} does not exist: give the path of your zipped Unity Linux build"
+        )
     if file.suffix != ".zip":
         raise LaunchError(f"local_build_zip={str(path)!r} is not a .zip: zip the Linux build folder first")
     size = file.stat().st_size
@@ -108,19 +123,33 @@ def upload_build(boto_session, path: str | Path, bucket: str, key: str, progress
         head = s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if _code(error) not in ("404", "NoSuchKey", "NotFound"):
-            raise LaunchError(f"could not check s3://{bucket}/{key} ({_code(error)}: {_message(error)})") from None
+            raise LaunchError(
+                f"could not check s3://{bucket}/{key} ({_code(error)}: {_message(error)})"
+            ) from None
         head = None
-    if head and head["ContentLength"] == size and (
-        head.get("Metadata", {}).get(CHECKSUM_KEY) == sha256 or head.get("ETag", "").strip('"') == md5
+    if (
+        head
+        and head["ContentLength"] == size
+        and (head.get("Metadata", {}).get(CHECKSUM_KEY) == sha256 or head.get("ETag", "").strip('"') == md5)
     ):
-        print(f"s3://{bucket}/{key} is already this build ({size:,} bytes, same checksum): not uploading it again")
+        print(
+            f"s3://{bucket}/{key} is already this build ({size:,} bytes, same checksum): "
+            "not uploading it again"
+        )
         return False
     bar = _progress_bar(size, f"upload {file.name}") if progress else None
     try:
-        s3.upload_file(str(file), bucket, key, ExtraArgs={"Metadata": {CHECKSUM_KEY: sha256}},
-                       Callback=bar.update if bar else None)
+        s3.upload_file(
+            str(file),
+            bucket,
+            key,
+            ExtraArgs={"Metadata": {CHECKSUM_KEY: sha256}},
+            Callback=bar.update if bar else None,
+        )
     except ClientError as error:
-        raise LaunchError(f"upload to s3://{bucket}/{key} failed ({_code(error)}: {_message(error)})") from None
+        raise LaunchError(
+            f"upload to s3://{bucket}/{key} failed ({_code(error)}: {_message(error)})"
+        ) from None
     finally:
         if bar:
             bar.close()
@@ -136,15 +165,20 @@ def console_links(region: str, job_name: str) -> tuple[str, str]:
         host = "console.amazonaws-us-gov.com"
     else:
         host = f"{region}.console.aws.amazon.com"
-    logs = (f"https://{host}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/"
-            f"$252Faws$252Fsagemaker$252FTrainingJobs$3FlogStreamNameFilter$3D{job_name}")
+    logs = (
+        f"https://{host}/cloudwatch/home?region={region}#logsV2:log-groups/log-group/"
+        f"$252Faws$252Fsagemaker$252FTrainingJobs$3FlogStreamNameFilter$3D{job_name}"
+    )
     console = f"https://{host}/sagemaker/home?region={region}#/jobs/{job_name}"
     return logs, console
 
 
 def _wrong_region(bucket: str, found: str, region: str) -> str:
-    return (f"s3_bucket={bucket!r} is in region {found} but the job runs in {region}: SageMaker needs the bucket in "
-            "the job's region; use a bucket there, or change region")
+    return (
+        f"s3_bucket={bucket!r} is in region {found} but the job runs in {region}: SageMaker needs "
+        "the bucket in "
+        "the job's region; use a bucket there, or change region"
+    )
 
 
 def _digests(file: Path) -> tuple[str, str]:
@@ -159,8 +193,14 @@ def _digests(file: Path) -> tuple[str, str]:
 def _progress_bar(total: int, label: str):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-                disable=os.environ.get("TQDM_DISABLE") == "1")
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=label,
+        disable=os.environ.get("TQDM_DISABLE") == "1",
+    )
 
 
 def _code(error) -> str:

@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from botocore.awsrequest import AWSResponse
 
@@ -64,7 +64,7 @@ def hold_back(boto_session, *, offline: bool, bucket: str) -> Iterator[None]:
 
     def answer(model, **_):
         if model.name == "ListBuckets":  # the SDK checks that its default bucket exists
-            body = {"Buckets": [{"Name": bucket, "CreationDate": datetime.now(timezone.utc)}]}
+            body = {"Buckets": [{"Name": bucket, "CreationDate": datetime.now(UTC)}]}
         else:
             body = {}
         return AWSResponse("https://dry-run.invalid", 200, {}, None), body

@@ -28,21 +28,47 @@ Examples:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="launch.py", description="Start a SageMaker training job for this repository.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="launch.py",
+        description="Start a SageMaker training job for this repository.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request as JSON; send nothing")
-    mode.add_argument("--local-job", action="store_true",
-                      help="build the job (src/ goes to S3) and run it here the way the container would, without Docker")
-    mode.add_argument("--fetch-results", metavar="JOB_NAME",
-                      help="download a finished job's model and output into results/ and plot its learning curve")
+    mode.add_argument(
+        "--dry-run", action="store_true", help="print the CreateTrainingJob request as JSON; send nothing"
+    )
+    mode.add_argument(
+        "--local-job",
+        action="store_true",
+        help="build the job (src/ goes to S3) and run it here the way the container would, without Docker",
+    )
+    mode.add_argument(
+        "--fetch-results",
+        metavar="JOB_NAME",
+        help="download a finished job's model and output into results/ and plot its learning curve",
+    )
     p.add_argument("--wait", action="store_true", help="wait for the job to end, streaming its logs")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   type=_assignment, help="a job setting or hyperparameter (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="assignments",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_assignment,
+        help="a job setting or hyperparameter (repeatable)",
+    )
     p.add_argument("--upload-build", metavar="ZIP", help="first upload this local build zip to the build key")
-    p.add_argument("--container-python", metavar="PYTHON",
-                   help="--local-job: the training environment's interpreter (default: this one)")
-    p.add_argument("--work-dir", metavar="DIR", help="--local-job: where the job's /opt/ml folders go (default: runs/local-jobs)")
+    p.add_argument(
+        "--container-python",
+        metavar="PYTHON",
+        help="--local-job: the training environment's interpreter (default: this one)",
+    )
+    p.add_argument(
+        "--work-dir",
+        metavar="DIR",
+        help="--local-job: where the job's /opt/ml folders go (default: runs/local-jobs)",
+    )
     p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
     return p
 
@@ -73,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
         if found is not None and api.plot_learning_curve(found) is not None:
             print(f"learning curve: {found.folder / 'learning_curve.png'}")
         return 0 if found is not None else 1
+    if args.upload_build and args.dry_run:
+        raise LaunchError("--upload-build sends the build to S3: leave it out of a --dry-run")
     if args.upload_build:
         api.upload_build(settings, args.upload_build)
     if args.dry_run:

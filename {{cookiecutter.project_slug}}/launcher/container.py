@@ -20,6 +20,7 @@ request syncs checkpoints (the trainer defaults to /opt/ml/checkpoints inside a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,7 +39,16 @@ from launcher.errors import LaunchError
 OPT_ML = "/opt/ml"
 HOST = "algo-1"
 STOP_GRACE_SECONDS = 120  # SageMaker's time between SIGTERM and SIGKILL
-PASSED_THROUGH = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "PYTHONPATH", "UNITY_SIM_PYTHON", "SSL_CERT_FILE")
+PASSED_THROUGH = (
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "USER",
+    "PYTHONPATH",
+    "UNITY_SIM_PYTHON",
+    "SSL_CERT_FILE",
+)
 
 
 @dataclass(frozen=True)
@@ -52,21 +62,31 @@ class LocalJobResult:
     log_file: Path
 
 
-def run_training_request(request: dict, *, boto_session, container_python: str | Path, work_dir: str | Path,
-                         echo: TextIO | None = sys.stdout) -> LocalJobResult:
+def run_training_request(
+    request: dict,
+    *,
+    boto_session,
+    container_python: str | Path,
+    work_dir: str | Path,
+    echo: TextIO | None = sys.stdout,
+) -> LocalJobResult:
     """Run ``request`` in ``work_dir/<job-name>/`` and upload its results; raises LaunchError if it fails."""
     job = request["TrainingJobName"]
     python = _container_python(container_python)
     opt_ml = Path(work_dir).resolve() / job
     if opt_ml.exists():
-        raise LaunchError(f"{opt_ml} already exists: a local job of that name ran here before; remove the folder")
+        raise LaunchError(
+            f"{opt_ml} already exists: a local job of that name ran here before; remove the folder"
+        )
     s3 = boto_session.client("s3")
     checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
     _lay_out(request, opt_ml, s3, checkpoint_uri)
     command, extra_env = _driver(request, opt_ml, python)
     env = _environment(request, python, boto_session.region_name, extra_env)
     log_file = opt_ml / "local-job.log"
-    exit_code = _run(command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo)
+    exit_code = _run(
+        command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo
+    )
     prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output"
     model_uri = _upload_tar(s3, opt_ml / "model", f"{prefix}/model.tar.gz") if exit_code == 0 else None
     output_uri = _upload_tar(s3, opt_ml / "output" / "data", f"{prefix}/output.tar.gz")
@@ -74,8 +94,12 @@ def run_training_request(request: dict, *, boto_session, container_python: str |
         _upload_tree(s3, opt_ml / "checkpoints", checkpoint_uri)
     if exit_code != 0:
         failure = opt_ml / "output" / "failure"
-        reason = failure.read_text(errors="replace").strip()[-2000:] if failure.is_file() else "(no failure file)"
-        raise LaunchError(f"local job {job} failed with exit code {exit_code}: {reason}\nfull log: {log_file}")
+        reason = (
+            failure.read_text(errors="replace").strip()[-2000:] if failure.is_file() else "(no failure file)"
+        )
+        raise LaunchError(
+            f"local job {job} failed with exit code {exit_code}: {reason}\nfull log: {log_file}"
+        )
     return LocalJobResult(job, opt_ml, exit_code, model_uri, output_uri, checkpoint_uri, log_file)
 
 
@@ -92,15 +116,30 @@ def _lay_out(request: dict, opt_ml: Path, s3, checkpoint_uri: str | None) -> Non
     if checkpoint_uri and "checkpoint_dir" not in hyperparameters:
         hyperparameters["checkpoint_dir"] = json.dumps(str(opt_ml / "checkpoints"))
     _write_json(config / "hyperparameters.json", hyperparameters)
-    _write_json(config / "resourceconfig.json", {
-        "current_host": HOST, "current_instance_type": instance_type, "current_group_name": "homogeneousCluster",
-        "hosts": [HOST], "network_interface_name": "eth0",
-        "instance_groups": [{"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": [HOST]}],
-    })
-    _write_json(config / "inputdataconfig.json", {
-        name: {"TrainingInputMode": c.get("InputMode", "File"), "S3DistributionType": "FullyReplicated",
-               "RecordWrapperType": "None"} for name, c in channels.items()
-    })
+    _write_json(
+        config / "resourceconfig.json",
+        {
+            "current_host": HOST,
+            "current_instance_type": instance_type,
+            "current_group_name": "homogeneousCluster",
+            "hosts": [HOST],
+            "network_interface_name": "eth0",
+            "instance_groups": [
+                {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": [HOST]}
+            ],
+        },
+    )
+    _write_json(
+        config / "inputdataconfig.json",
+        {
+            name: {
+                "TrainingInputMode": c.get("InputMode", "File"),
+                "S3DistributionType": "FullyReplicated",
+                "RecordWrapperType": "None",
+            }
+            for name, c in channels.items()
+        },
+    )
     for name, channel in channels.items():
         _download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], opt_ml / "input" / "data" / name)
     if checkpoint_uri:
@@ -114,7 +153,7 @@ def _local_path(encoded: str, opt_ml: Path) -> str:
     except ValueError:
         return encoded
     if isinstance(value, str) and (value == OPT_ML or value.startswith(OPT_ML + "/")):
-        return json.dumps(str(opt_ml) + value[len(OPT_ML):])
+        return json.dumps(str(opt_ml) + value[len(OPT_ML) :])
     return encoded
 
 
@@ -124,33 +163,45 @@ def _driver(request: dict, opt_ml: Path, python: Path) -> tuple[list[str], dict]
     if spec.get("ContainerEntrypoint"):  # SDK v3: /bin/bash -c "... sm_train.sh"
         drivers = opt_ml / "input" / "data" / "sm_drivers"
         if not drivers.is_dir():
-            raise LaunchError("the request has a container entrypoint but no sm_drivers channel: not an SDK v3 script job")
+            raise LaunchError(
+                "the request has a container entrypoint but no sm_drivers channel: not an SDK v3 script job"
+            )
         for file in drivers.rglob("*"):
             if file.is_file() and file.suffix in (".sh", ".py", ".json"):
                 file.write_text(file.read_text().replace(OPT_ML, str(opt_ml)))
-        command = [part.replace(OPT_ML, str(opt_ml)) for part in spec["ContainerEntrypoint"] + spec.get("ContainerArguments", [])]
+        command = [
+            part.replace(OPT_ML, str(opt_ml))
+            for part in spec["ContainerEntrypoint"] + spec.get("ContainerArguments", [])
+        ]
         return command, {}
     if "sagemaker_program" in (request.get("HyperParameters") or {}):  # SDK v2: sagemaker-training
         train = python.parent / "train"
         if not train.is_file():
             found = shutil.which("train", path=str(python.parent))
             if not found:
-                raise LaunchError(f"sagemaker-training's `train` is not next to {python}: install requirements/image.txt "
-                                  "into that environment (it is what SDK v2 jobs run in the container)")
+                raise LaunchError(
+                    f"sagemaker-training's `train` is not next to {python}: install requirements/image.txt "
+                    "into that environment (it is what SDK v2 jobs run in the container)"
+                )
             train = Path(found)
         return [str(train)], {"SAGEMAKER_BASE_DIR": str(opt_ml), "SM_STUDIO_LOCAL_MODE": "true"}
-    raise LaunchError("the request has neither SDK v3's driver nor SDK v2's sagemaker_program: cannot run it locally")
+    raise LaunchError(
+        "the request has neither SDK v3's driver nor SDK v2's sagemaker_program: cannot run it locally"
+    )
 
 
 def _environment(request: dict, python: Path, region: str, extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH or k.startswith("AWS_")}
-    env.update({
-        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
-        "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
-        "TRAINING_JOB_NAME": request["TrainingJobName"],
-        **(request.get("Environment") or {}),
-        **extra,
-    })
+    env.update(
+        {
+            "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "TRAINING_JOB_NAME": request["TrainingJobName"],
+            **(request.get("Environment") or {}),
+            **extra,
+        }
+    )
     return env
 
 
@@ -160,19 +211,34 @@ def _container_python(value: str | Path) -> Path:
         found = shutil.which(str(value))
         python = Path(found) if found else python
     if not python.is_file() or not os.access(python, os.X_OK):
-        raise LaunchError(f"container_python={str(value)!r} is not an executable Python: give the interpreter of an "
-                          "environment with requirements/training.txt and requirements/image.txt installed")
+        raise LaunchError(
+            f"container_python={str(value)!r} is not an executable Python: give the interpreter of an "
+            "environment with requirements/training.txt and requirements/image.txt installed"
+        )
     return python.absolute()  # not resolved: a venv's bin/python must keep its venv
 
 
 # ---------------------------------------------------------------------------------------------- running
 
 
-def _run(command: list[str], env: dict, cwd: Path, max_seconds: int, log_file: Path, echo: TextIO | None) -> int:
-    """Run the driver in its own process group, echo and log its output; stop it like SageMaker at max_seconds."""
+def _run(
+    command: list[str], env: dict, cwd: Path, max_seconds: int, log_file: Path, echo: TextIO | None
+) -> int:
+    """Run the driver in its own process group, echo and log its output.
+
+    Like SageMaker, it is stopped (SIGTERM, then SIGKILL) once ``max_seconds`` have passed.
+    """
     with open(log_file, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, errors="replace", start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,
+        )
         timer = threading.Timer(max_seconds, _stop, args=(process,))
         timer.daemon = True
         timer.start()
@@ -205,10 +271,8 @@ def _stop(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:
 
 
 def _kill_group(process: subprocess.Popen) -> None:
-    try:  # whatever the driver started (a Unity player) goes with it
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # and whatever it started (Unity)
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # ---------------------------------------------------------------------------------------------- S3
@@ -229,7 +293,7 @@ def _download_prefix(s3, uri: str, folder: Path, required: bool = True) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
-            rest = key[len(prefix):]
+            rest = key[len(prefix) :]
             inside = rest.strip("/") and (prefix.endswith("/") or rest.startswith("/"))
             # s3://b/dir -> dir/a/b.txt lands as a/b.txt; s3://b/builds/x.zip (an object) lands as x.zip
             relative = PurePosixPath(rest.lstrip("/") if inside else PurePosixPath(key).name)

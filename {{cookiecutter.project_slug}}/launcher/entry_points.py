@@ -34,14 +34,17 @@ class EntryPoint:
     config: dict[str, object]
     metric_names: tuple[str, ...] = field(default=())
 
-    def hyperparameters(self, values: Mapping[str, object], source: str = "hyperparameters") -> dict[str, object]:
-        """``values`` checked against this script's config: known keys only, each converted to its default's type."""
+    def hyperparameters(
+        self, values: Mapping[str, object], source: str = "hyperparameters"
+    ) -> dict[str, object]:
+        """``values`` checked against this script's config: known keys, each of its default's type."""
         coerce = _trainer_config(self.path.parent).coerce
         checked = {}
         for key, value in values.items():
             if key not in self.config:
                 raise LaunchError(
-                    f"{source}: {key!r} is not a config key of {self.name} (known: {', '.join(sorted(self.config))}). "
+                    f"{source}: {key!r} is not a config key of {self.name} "
+                    f"(known: {', '.join(sorted(self.config))}). "
                     f"Fix the name, or add the key to the config dict in src/{self.name}"
                 )
             try:
@@ -66,7 +69,8 @@ def load_entry_point(name: str, source_dir: Path) -> EntryPoint:
     path = source_dir / name
     if not path.is_file():
         raise LaunchError(
-            f"entry_point={name!r}: {path} does not exist. Available: {', '.join(available(source_dir)) or 'none'}; "
+            f"entry_point={name!r}: {path} does not exist. "
+            f"Available: {', '.join(available(source_dir)) or 'none'}; "
             "set entry_point (or [training] entry_point in project.toml) to one of them"
         )
     script = _parse(path)
@@ -81,14 +85,24 @@ def _parse(path: Path) -> ast.Module:
     try:
         return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as error:
-        raise LaunchError(f"{path} does not parse ({error.msg}, line {error.lineno}): fix the script first") from None
+        raise LaunchError(
+            f"{path} does not parse ({error.msg}, line {error.lineno}): fix the script first"
+        ) from None
 
 
 def _literal_dict(tree: ast.Module, name: str) -> dict[str, object]:
     """The module-level ``name = {...}``: literal values as they are, anything else as UNKNOWN."""
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(node.value, ast.Dict):
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets) and isinstance(
+            node.value, ast.Dict
+        ):
             result = {}
             for key, value in zip(node.value.keys, node.value.values, strict=True):
                 if isinstance(key, ast.Constant) and isinstance(key.value, str):
@@ -106,7 +120,13 @@ def _metric_names(tree: ast.Module) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            called = (
+                func.attr
+                if isinstance(func, ast.Attribute)
+                else func.id
+                if isinstance(func, ast.Name)
+                else ""
+            )
             if called == "log_metrics":
                 names += [kw.arg for kw in node.keywords if kw.arg]
     return names
@@ -120,7 +140,9 @@ def _trainer_config(source_dir: Path) -> ModuleType:
     path = (source_dir / "trainer_config.py").resolve()
     if path not in _loaded:
         if not path.is_file():
-            raise LaunchError(f"{path} is missing: it converts hyperparameters the way the trainer does; restore it")
+            raise LaunchError(
+                f"{path} is missing: it converts hyperparameters the way the trainer does; restore it"
+            )
         spec = importlib.util.spec_from_file_location(f"_launcher_trainer_config_{len(_loaded)}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

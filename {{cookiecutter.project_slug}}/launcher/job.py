@@ -80,13 +80,20 @@ class TrainingJobSpec:
 
     def sdk_config(self) -> dict:
         """The SDK defaults both generations read (telemetry off unless the user opted in)."""
-        return {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": not self.telemetry}}}}
+        return {
+            "SchemaVersion": "1.0",
+            "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": not self.telemetry}}},
+        }
 
 
 def build_job_spec(settings: Settings, role_arn: str) -> TrainingJobSpec:
     """The job the settings describe; ``role_arn`` is settings.role or the looked-up execution role."""
     entry, project = settings.entry, settings.project
-    zip_name = settings.build_key if settings.build_bucket == settings.bucket else f"s3://{settings.build_bucket}/{settings.build_key}"
+    zip_name = (
+        settings.build_key
+        if settings.build_bucket == settings.bucket
+        else f"s3://{settings.build_bucket}/{settings.build_key}"
+    )
     build = {"zip_env_name": zip_name, "env_file": project.executable, "build_folder": project.build_folder}
     channels = {}
     if settings.build_input == "channel":

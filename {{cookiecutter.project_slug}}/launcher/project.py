@@ -47,7 +47,9 @@ def read_project(path: str | Path | None = None) -> ProjectConfig:
     """Read project.toml (or ``path``); every missing or empty entry is named in the error."""
     file = Path(path) if path else DEFAULT_PROJECT_FILE
     if not file.is_file():
-        raise LaunchError(f"project file {file} does not exist: run from the generated repository, or pass its path")
+        raise LaunchError(
+            f"project file {file} does not exist: run from the generated repository, or pass its path"
+        )
     text = file.read_text(encoding="utf-8")
     if "{{" in text and "cookiecutter" in text:
         raise LaunchError(
@@ -66,5 +68,7 @@ def read_project(path: str | Path | None = None) -> ProjectConfig:
         else:
             values[field] = value.strip()
     if missing:
-        raise LaunchError(f"{file}: {', '.join(missing)} missing or empty: set them (text values) and try again")
+        raise LaunchError(
+            f"{file}: {', '.join(missing)} missing or empty: set them (text values) and try again"
+        )
     return ProjectConfig(path=file, **values)

@@ -12,7 +12,7 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from launcher.errors import LaunchError
@@ -42,9 +42,15 @@ def describe(boto_session, job_name: str) -> dict:
     try:
         return boto_session.client("sagemaker").describe_training_job(TrainingJobName=job_name)
     except ClientError as error:
-        if "ValidationException" in str(error) or "ResourceNotFound" in str(error) or "not found" in str(error).lower():
-            raise LaunchError(f"job_name={job_name!r}: no such training job in {boto_session.region_name}: check the "
-                              "name (printed when the job was submitted) and the region") from None
+        if (
+            "ValidationException" in str(error)
+            or "ResourceNotFound" in str(error)
+            or "not found" in str(error).lower()
+        ):
+            raise LaunchError(
+                f"job_name={job_name!r}: no such training job in {boto_session.region_name}: check the "
+                "name (printed when the job was submitted) and the region"
+            ) from None
         raise
 
 
@@ -56,7 +62,10 @@ def fetch_results(boto_session, job_name: str, dest: str | Path) -> JobResults |
         print(f"{job_name} is {status}: run this again once it has finished (or wait for it first)")
         return None
     if status != "Completed":
-        print(f"{job_name} is {status}: {description.get('FailureReason', 'no reason given')}. Fetching what it left.")
+        print(
+            f"{job_name} is {status}: {description.get('FailureReason', 'no reason given')}. "
+            "Fetching what it left."
+        )
     prefix = f"{description['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job_name}/output"
     model_uri = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or f"{prefix}/model.tar.gz"
     folder = Path(dest).expanduser() / job_name
@@ -65,13 +74,17 @@ def fetch_results(boto_session, job_name: str, dest: str | Path) -> JobResults |
     model_dir = _fetch_tar(s3, model_uri, folder / "model")
     output_dir = _fetch_tar(s3, f"{prefix}/output.tar.gz", folder / "output")
     if status == "Completed" and model_dir is None:
-        raise LaunchError(f"{job_name} completed but {model_uri} is missing: was it deleted? Check the bucket")
+        raise LaunchError(
+            f"{job_name} completed but {model_uri} is missing: was it deleted? Check the bucket"
+        )
     metrics, source = _metrics_file(output_dir), METRICS_FILE
     if not metrics:
         metrics, source = _cloudwatch_metrics(boto_session, description), "CloudWatch"
     results = JobResults(job_name, status, folder, model_dir, output_dir, metrics, source if metrics else "")
-    print(f"results of {job_name} in {folder}: model {'in ' + str(model_dir) if model_dir else 'none'}, "
-          f"output {'in ' + str(output_dir) if output_dir else 'none'}, {len(metrics)} metric records")
+    print(
+        f"results of {job_name} in {folder}: model {'in ' + str(model_dir) if model_dir else 'none'}, "
+        f"output {'in ' + str(output_dir) if output_dir else 'none'}, {len(metrics)} metric records"
+    )
     return results
 
 
@@ -83,13 +96,18 @@ def plot_learning_curve(results: JobResults | None, metric: str = "episode_rewar
     points = [m for m in results.metrics if isinstance(m.get(metric), (int, float))]
     if not points:
         names = sorted({k for m in results.metrics for k in m} - {"step", "time"})
-        print(f"no {metric!r} values in the results of {results.job_name}" + (f" (it has {', '.join(names)})" if names else ""))
+        print(
+            f"no {metric!r} values in the results of {results.job_name}"
+            + (f" (it has {', '.join(names)})" if names else "")
+        )
         return None
     import matplotlib.pyplot as plt
 
     x_name = "step" if all("step" in m for m in points) else "time"
     figure, axes = plt.subplots(figsize=(8, 4))
-    axes.plot([m[x_name] for m in points], [m[metric] for m in points], marker="." if len(points) < 50 else None)
+    axes.plot(
+        [m[x_name] for m in points], [m[metric] for m in points], marker="." if len(points) < 50 else None
+    )
     raw = metric.removesuffix("_mean")
     if raw != metric and any(raw in m for m in results.metrics):
         scattered = [m for m in results.metrics if isinstance(m.get(raw), (int, float))]
@@ -109,21 +127,26 @@ def load_saved_model(results: JobResults | None):
         return None
     found = sorted(results.model_dir.rglob("saved_model.pb"))
     if not found:
-        print(f"{results.job_name} saved no SavedModel (its model.tar.gz holds: "
-              f"{', '.join(p.name for p in results.model_dir.iterdir()) or 'nothing'}). The random example saves none; "
-              "the PPO and DQN examples do.")
+        print(
+            f"{results.job_name} saved no SavedModel (its model.tar.gz holds: "
+            f"{', '.join(p.name for p in results.model_dir.iterdir()) or 'nothing'}). "
+            "The random example saves none; "
+            "the PPO and DQN examples do."
+        )
         return None
     try:
         import tensorflow as tf
     except ImportError:
-        print(f"SavedModel in {found[0].parent}; to load it here, install TensorFlow "
-              "(pip install -r requirements/training.txt) or use the training environment")
+        print(
+            f"SavedModel in {found[0].parent}; to load it here, install TensorFlow "
+            "(pip install -r requirements/training.txt) or use the training environment"
+        )
         return None
     return tf.saved_model.load(str(found[0].parent))
 
 
 def _fetch_tar(s3, uri: str, folder: Path) -> Path | None:
-    """Download a .tar.gz and extract it into ``folder`` (replacing it whole); None if there is no such object."""
+    """Download a .tar.gz and extract it into ``folder``, replacing it whole; None if there is none."""
     from botocore.exceptions import ClientError
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -165,19 +188,37 @@ def _cloudwatch_metrics(boto_session, description: dict) -> list[dict]:
     start, end = description.get("TrainingStartTime"), description.get("TrainingEndTime")
     if not start:
         return []
-    end = (end or datetime.now(timezone.utc)) + timedelta(minutes=1)
+    end = (end or datetime.now(UTC)) + timedelta(minutes=1)
     dimension = [{"Name": "TrainingJobName", "Value": description["TrainingJobName"]}]
     cloudwatch = boto_session.client("cloudwatch")
-    names = sorted({m["MetricName"] for page in cloudwatch.get_paginator("list_metrics").paginate(
-        Namespace=CLOUDWATCH_NAMESPACE, Dimensions=dimension) for m in page.get("Metrics", [])})
+    names = sorted(
+        {
+            m["MetricName"]
+            for page in cloudwatch.get_paginator("list_metrics").paginate(
+                Namespace=CLOUDWATCH_NAMESPACE, Dimensions=dimension
+            )
+            for m in page.get("Metrics", [])
+        }
+    )
     if not names:
         return []
-    queries = [{"Id": f"m{i}", "Label": name, "ReturnData": True, "MetricStat": {
-        "Metric": {"Namespace": CLOUDWATCH_NAMESPACE, "MetricName": name, "Dimensions": dimension},
-        "Period": 60, "Stat": "Average"}} for i, name in enumerate(names[:500])]
+    queries = [
+        {
+            "Id": f"m{i}",
+            "Label": name,
+            "ReturnData": True,
+            "MetricStat": {
+                "Metric": {"Namespace": CLOUDWATCH_NAMESPACE, "MetricName": name, "Dimensions": dimension},
+                "Period": 60,
+                "Stat": "Average",
+            },
+        }
+        for i, name in enumerate(names[:500])
+    ]
     by_time: dict = {}
     for page in cloudwatch.get_paginator("get_metric_data").paginate(
-            MetricDataQueries=queries, StartTime=start - timedelta(minutes=1), EndTime=end):
+        MetricDataQueries=queries, StartTime=start - timedelta(minutes=1), EndTime=end
+    ):
         for series in page.get("MetricDataResults", []):
             for when, value in zip(series.get("Timestamps", []), series.get("Values", []), strict=False):
                 by_time.setdefault(when, {"time": when})[series["Label"]] = value

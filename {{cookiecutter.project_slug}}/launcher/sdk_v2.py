@@ -15,7 +15,9 @@ import os
 from launcher.job import TrainingJobSpec, staged_source
 
 GENERATION = "v2"
-os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")  # before any sagemaker import; api.py tells the user once
+os.environ.setdefault(
+    "SAGEMAKER_SUPPRESS_V2_WARNING", "1"
+)  # before any sagemaker import; api.py tells the user once
 
 
 def sdk_session(spec: TrainingJobSpec, boto_session):

@@ -58,12 +58,18 @@ def start(spec: TrainingJobSpec, boto_session) -> None:
             ),
             output_data_config=OutputDataConfig(s3_output_path=spec.output_path, compression_type="GZIP"),
             checkpoint_config=(
-                CheckpointConfig(local_path=spec.checkpoint_local_path) if spec.checkpoint_local_path else None
+                CheckpointConfig(local_path=spec.checkpoint_local_path)
+                if spec.checkpoint_local_path
+                else None
             ),
             environment=dict(spec.environment),
             hyperparameters=spec.encoded_hyperparameters(),  # JSON text: v3 passes strings through unchanged
-        ).with_metric_definitions([MetricDefinition(name=name, regex=regex) for name, regex in spec.metric_definitions])
-        channels = [InputData(channel_name=name, data_source=uri) for name, uri in spec.input_channels.items()]
+        ).with_metric_definitions(
+            [MetricDefinition(name=name, regex=regex) for name, regex in spec.metric_definitions]
+        )
+        channels = [
+            InputData(channel_name=name, data_source=uri) for name, uri in spec.input_channels.items()
+        ]
         trainer.train(input_data_config=channels or None, wait=False, logs=False)
 
 

@@ -21,7 +21,9 @@ from launcher.errors import LaunchError
 from launcher.project import SOURCE_DIR, ProjectConfig, read_project
 
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's upper bound for MaxRuntimeInSeconds and MaxWaitTimeInSeconds
-SAGEMAKER_METADATA = Path("/opt/ml/metadata/resource-metadata.json")  # present on notebook instances and Studio
+SAGEMAKER_METADATA = Path(
+    "/opt/ml/metadata/resource-metadata.json"
+)  # present on notebook instances and Studio
 ROLE_ENV = "SAGEMAKER_ROLE_ARN"
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -42,18 +44,18 @@ class JobSettings:
     """What can be chosen for a run; the notebook's `parameters` cell has one line per field."""
 
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
-    hyperparameters: dict = field(default_factory=dict)  # the entry point's config keys, e.g. {"episodes": 20}
+    hyperparameters: dict = field(default_factory=dict)  # entry point config keys, e.g. {"episodes": 20}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
     instance_count: int = 1  # machines; the examples train on one
     volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
     max_run_seconds: int = 24 * 3600  # the job is stopped after this long
     use_spot: bool = False  # managed spot training: cheaper, may be interrupted (checkpoints resume it)
-    max_wait_seconds: int | None = None  # spot only: run time + waiting for capacity; None: twice max_run_seconds
+    max_wait_seconds: int | None = None  # spot: run time + waiting for capacity; None: 2 x max_run_seconds
     checkpoints: bool = True  # /opt/ml/checkpoints synced to S3 (and restored after a spot interruption)
     build_input: str = "channel"  # "channel": SageMaker downloads the build; "s3": the trainer fetches it
     build_key: str | None = None  # the zipped build in the bucket; None: project.toml [unity_build] zip_key
-    base_job_name: str | None = None  # job name = <base_job_name>-<YYYYmmddHHMMSS>; None: <project>-<algorithm>
-    role: str | None = None  # IAM role ARN; None: the notebook's execution role on SageMaker, else $SAGEMAKER_ROLE_ARN
+    base_job_name: str | None = None  # job name: <base_job_name>-<YYYYmmddHHMMSS>; None: <slug>-<algorithm>
+    role: str | None = None  # IAM role ARN; None: on SageMaker its execution role, else $SAGEMAKER_ROLE_ARN
     environment: dict = field(default_factory=dict)  # extra environment variables for the training container
     wait: bool = True  # block and stream the job's logs, or return once it is submitted
     sdk: str = "auto"  # "auto" (the installed one), "v3" (ModelTrainer) or "v2" (Estimator)
@@ -85,7 +87,7 @@ class Settings:
     build_bucket: str
     build_key: str
     base_job_name: str
-    role: str | None  # None: the execution role of this SageMaker notebook, looked up when submitting
+    role: str | None  # None: on SageMaker, its execution role (looked up when submitting); else missing
     environment: dict
     wait: bool
     sdk: str
@@ -97,15 +99,20 @@ class Settings:
     def describe(self) -> str:
         """A few lines to show before submitting: what will run, where, and on what."""
         spot = f"spot, max wait {self.max_wait_seconds} s" if self.use_spot else "on-demand"
-        return "\n".join([
-            f"Entry point:      src/{self.entry.name}  hyperparameters {json.dumps(self.hyperparameters)}",
-            f"Image:            {self.image_uri}",
-            f"Instance:         {self.instance_count} x {self.instance_type} ({spot}), max run {self.max_run_seconds} s",
-            f"Unity build:      s3://{self.build_bucket}/{self.build_key} (as {'input channel' if self.build_input == 'channel' else 'S3 key the trainer downloads'})",
-            f"Results:          s3://{self.bucket}/{self.base_job_name}-<YYYYmmddHHMMSS>/",
-            f"Role:             {self.role or 'this notebook instance execution role'}",
-            f"Region, SDK:      {self.region}, SageMaker SDK {self.sdk}",
-        ])
+        how_build = "input channel" if self.build_input == "channel" else "S3 key the trainer downloads"
+        return "\n".join(
+            [
+                f"Entry point:      src/{self.entry.name}",
+                f"Hyperparameters:  {json.dumps(self.hyperparameters)}",
+                f"Image:            {self.image_uri}",
+                f"Instance:         {self.instance_count} x {self.instance_type} ({spot}), "
+                f"max run {self.max_run_seconds} s",
+                f"Unity build:      s3://{self.build_bucket}/{self.build_key} ({how_build})",
+                f"Results:          s3://{self.bucket}/{self.base_job_name}-<YYYYmmddHHMMSS>/",
+                f"Role:             {self.role or ('this notebook execution role' if on_sagemaker() else 'none')}",
+                f"Region, SDK:      {self.region}, SageMaker SDK {self.sdk}",
+            ]
+        )
 
 
 def resolve(settings: JobSettings | None = None, **overrides: object) -> Settings:
@@ -113,7 +120,12 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
     chosen = dataclasses.replace(settings or JobSettings(), **_known(overrides))
     project = read_project(chosen.project_file)
     region = _match("region", chosen.region or project.region, REGION, "an AWS region like 'us-east-1'")
-    bucket = _match("s3_bucket", chosen.s3_bucket or project.bucket, BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')")
+    bucket = _match(
+        "s3_bucket",
+        chosen.s3_bucket or project.bucket,
+        BUCKET,
+        "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')",
+    )
     entry = load_entry_point(chosen.entry_point or project.entry_point, SOURCE_DIR)
     build_bucket, build_key = _build_location(chosen.build_key or project.build_key, bucket)
     max_run = _integer("max_run_seconds", chosen.max_run_seconds, 1, MAX_RUN_LIMIT)
@@ -122,8 +134,12 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
         project=project,
         entry=entry,
         hyperparameters=_hyperparameters(entry, chosen.hyperparameters),
-        instance_type=_match("instance_type", chosen.instance_type or project.instance_type, INSTANCE_TYPE,
-                             "a SageMaker training instance type like 'ml.c5.2xlarge'"),
+        instance_type=_match(
+            "instance_type",
+            chosen.instance_type or project.instance_type,
+            INSTANCE_TYPE,
+            "a SageMaker training instance type like 'ml.c5.2xlarge'",
+        ),
         instance_count=_integer("instance_count", chosen.instance_count, 1, 100),
         volume_size_gb=_integer("volume_size_gb", chosen.volume_size_gb, 1, 16384),
         max_run_seconds=max_run,
@@ -152,10 +168,14 @@ def check_image_uri(uri: str, region: str) -> str:
     if found is None:
         if "public.ecr.aws" in uri or ".dkr.ecr." not in uri:
             raise LaunchError(
-                f"image_uri={uri!r} is not a private ECR image: SageMaker training pulls from ECR in your account. "
+                f"image_uri={uri!r} is not a private ECR image: SageMaker training pulls from ECR "
+                "in your account. "
                 f"Push the training image with `make image` and use its URI, {expected}"
             )
-        raise LaunchError(f"image_uri={uri!r} is malformed: expected {expected} (lowercase repository, optional :tag or @sha256:digest)")
+        raise LaunchError(
+            f"image_uri={uri!r} is malformed: expected {expected} "
+            "(lowercase repository, optional :tag or @sha256:digest)"
+        )
     if found["region"] != region:
         raise LaunchError(
             f"image_uri={uri!r} is in region {found['region']} but the job runs in {region}: SageMaker pulls "
@@ -167,6 +187,16 @@ def check_image_uri(uri: str, region: str) -> str:
     return uri
 
 
+def require_role(settings: Settings) -> str | None:
+    """The role for the job: settings.role, or None on SageMaker (its execution role is then looked up)."""
+    if settings.role or on_sagemaker():
+        return settings.role
+    raise LaunchError(
+        "role=None: outside SageMaker there is no execution role to take. Pass the ARN of a role SageMaker "
+        f"can assume, role='arn:aws:iam::<account>:role/<name>' (--set role=...), or set ${ROLE_ENV}"
+    )
+
+
 def on_sagemaker() -> bool:
     """True on a SageMaker notebook instance or in Studio (where an execution role exists)."""
     return SAGEMAKER_METADATA.is_file()
@@ -176,23 +206,26 @@ def parse_assignment(text: str) -> tuple[str, str]:
     """``key=value`` from the command line."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
-        raise LaunchError(f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set episodes=20")
+        raise LaunchError(
+            f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set episodes=20"
+        )
     return key.strip(), value
 
 
 def split_assignments(pairs: list[tuple[str, str]], entry_keys: Mapping) -> tuple[dict, dict]:
-    """Command-line ``KEY=VALUE`` pairs: job settings by name, everything else (or ``hp.KEY``) a hyperparameter."""
+    """Command-line ``KEY=VALUE`` pairs: job settings by name, the rest (or ``hp.KEY``) hyperparameters."""
     settings, hyperparameters = {}, {}
     for key, value in pairs:
         if key.startswith("hp."):
             hyperparameters[key[3:]] = value
         elif key in SETTING_NAMES and key != "hyperparameters":
-            settings[key] = None if value.lower() in ("", "none", "null") and key in _OPTIONAL else _from_text(key, value)
+            settings[key] = None if value.lower() in ("", "none", "null") and key in _OPTIONAL else value
         elif key in entry_keys:
             hyperparameters[key] = value
         else:
             raise LaunchError(
-                f"--set {key}=...: {key!r} is neither a job setting ({', '.join(SETTING_NAMES)}) nor a config key "
+                f"--set {key}=...: {key!r} is neither a job setting ({', '.join(SETTING_NAMES)}) "
+                "nor a config key "
                 f"of the entry point ({', '.join(sorted(entry_keys))})"
             )
     return settings, hyperparameters
@@ -201,19 +234,12 @@ def split_assignments(pairs: list[tuple[str, str]], entry_keys: Mapping) -> tupl
 _OPTIONAL = {f.name for f in dataclasses.fields(JobSettings) if f.default is None}
 
 
-def _from_text(key: str, value: str) -> object:
-    if key in ("environment",):
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise LaunchError(f"--set {key}={value!r}: expected a JSON object like '{{\"NAME\": \"value\"}}'") from None
-    return value  # the checks below convert text to bool / int
-
-
 def _known(overrides: Mapping[str, object]) -> dict:
     unknown = sorted(set(overrides) - set(SETTING_NAMES))
     if unknown:
-        raise LaunchError(f"unknown setting(s) {', '.join(unknown)}: the settings are {', '.join(SETTING_NAMES)}")
+        raise LaunchError(
+            f"unknown setting(s) {', '.join(unknown)}: the settings are {', '.join(SETTING_NAMES)}"
+        )
     return dict(overrides)
 
 
@@ -226,7 +252,16 @@ def _match(name: str, value: object, pattern: re.Pattern, what: str) -> str:
 def _boolean(name: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+    if isinstance(value, str) and value.strip().lower() in (
+        "true",
+        "yes",
+        "1",
+        "on",
+        "false",
+        "no",
+        "0",
+        "off",
+    ):
         return value.strip().lower() in ("true", "yes", "1", "on")
     raise LaunchError(f"{name}={value!r} is not true or false")
 
@@ -249,20 +284,29 @@ def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
 def _max_wait(value: object, max_run: int, use_spot: bool) -> int | None:
     if not use_spot:
         if value is not None:
-            raise LaunchError(f"max_wait_seconds={value!r} only applies to spot jobs: set use_spot=True, or max_wait_seconds=None")
+            raise LaunchError(
+                f"max_wait_seconds={value!r} only applies to spot jobs: set use_spot=True, "
+                "or max_wait_seconds=None"
+            )
         return None
     if value is None:
         return min(2 * max_run, MAX_RUN_LIMIT)
     wait = _integer("max_wait_seconds", value, 1, MAX_RUN_LIMIT)
     if wait < max_run:
-        raise LaunchError(f"max_wait_seconds={wait} is less than max_run_seconds={max_run}: SageMaker needs it at least as long")
+        raise LaunchError(
+            f"max_wait_seconds={wait} is less than max_run_seconds={max_run}: "
+            "SageMaker needs it at least as long"
+        )
     return wait
 
 
 def _build_location(value: object, bucket: str) -> tuple[str, str]:
     """``key`` in the project's bucket, or a full ``s3://bucket/key``."""
     if not isinstance(value, str) or not value.strip().strip("/"):
-        raise LaunchError(f"build_key={value!r}: set the S3 key of the zipped Unity build (project.toml [unity_build] zip_key)")
+        raise LaunchError(
+            f"build_key={value!r}: set the S3 key of the zipped Unity build "
+            "(project.toml [unity_build] zip_key)"
+        )
     text = value.strip()
     if text.startswith("s3://"):
         bucket, _, text = text[5:].partition("/")
@@ -277,24 +321,36 @@ def _base_job_name(value: object, slug: str, entry_name: str) -> str:
     if value is None:
         algorithm = entry_name.removesuffix(".py").removesuffix("_trainer")
         value = re.sub(r"[^a-zA-Z0-9]+", "-", f"{slug}-{algorithm}").strip("-")[:48].rstrip("-")
-    return _match("base_job_name", value, BASE_JOB_NAME,
-                  "1-48 letters, digits and hyphens, starting and ending with a letter or digit")
+    return _match(
+        "base_job_name",
+        value,
+        BASE_JOB_NAME,
+        "1-48 letters, digits and hyphens, starting and ending with a letter or digit",
+    )
 
 
 def _role(value: object) -> str | None:
     if value is None:
-        if on_sagemaker():
-            return None
-        value = os.environ.get(ROLE_ENV)
-        if not value:
-            raise LaunchError(
-                "role=None: outside SageMaker there is no execution role to take. Pass the ARN of a role "
-                f"SageMaker can assume, role='arn:aws:iam::<account>:role/<name>', or set ${ROLE_ENV}"
-            )
-    return _match("role", value, ROLE_ARN, "an IAM role ARN like 'arn:aws:iam::123456789012:role/SageMakerRole'")
+        value = os.environ.get(ROLE_ENV) or None
+        if value is None:
+            return None  # require_role decides, when a role is needed
+    return _match(
+        "role", value, ROLE_ARN, "an IAM role ARN like 'arn:aws:iam::123456789012:role/SageMakerRole'"
+    )
+
+
+def _json_text(name: str, value: object) -> object:
+    """A dict setting given as JSON text (papermill -p, --set) is read as JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise LaunchError(f"{name}={value!r} is not JSON: write it like '{{\"key\": 1}}'") from None
 
 
 def _environment(value: object) -> dict:
+    value = _json_text("environment", value)
     if not isinstance(value, Mapping):
         raise LaunchError(f"environment={value!r} must be a dict of NAME: value")
     result = {}
@@ -308,14 +364,19 @@ def _environment(value: object) -> dict:
 
 
 def _hyperparameters(entry: EntryPoint, value: object) -> dict:
+    value = _json_text("hyperparameters", value)
     if not isinstance(value, Mapping):
         raise LaunchError(f"hyperparameters={value!r} must be a dict of config key: value")
     reserved = [key for key in value if str(key).startswith("sagemaker_")]
     if reserved:
-        raise LaunchError(f"hyperparameters {reserved}: names starting with sagemaker_ are the SDK's; rename them")
+        raise LaunchError(
+            f"hyperparameters {reserved}: names starting with sagemaker_ are the SDK's; rename them"
+        )
     checked = entry.hyperparameters(value)
     for key, item in checked.items():
         if len(json.dumps(item)) > HYPERPARAMETER_VALUE_LIMIT:
-            raise LaunchError(f"hyperparameters[{key!r}] is longer than {HYPERPARAMETER_VALUE_LIMIT} characters as JSON: "
-                              "SageMaker refuses it; put large values in a file in src/")
+            raise LaunchError(
+                f"hyperparameters[{key!r}] is longer than {HYPERPARAMETER_VALUE_LIMIT} characters as JSON: "
+                "SageMaker refuses it; put large values in a file in src/"
+            )
     return checked

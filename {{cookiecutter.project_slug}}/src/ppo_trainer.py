@@ -27,7 +27,14 @@ from gym import spaces
 from tqdm import tqdm
 
 from trainer import ConfigError, Trainer
-from training_utils import load_latest_checkpoint, open_parallel_envs, plot_learning_curve, restore_arrays, save_checkpoint, write_scalars
+from training_utils import (
+    load_latest_checkpoint,
+    open_parallel_envs,
+    plot_learning_curve,
+    restore_arrays,
+    save_checkpoint,
+    write_scalars,
+)
 
 logger = logging.getLogger("trainer")
 
@@ -41,18 +48,19 @@ config = {
     "worker_id": 0,
     "use_visual": False,
     "use_uint8_visual": False,
-    "multiagent": False,  # True: every agent of the build is a parallel env (3DBall has 12)
+    "multiagent": True,  # every agent of the build is a parallel env (Unity's 3DBall has 12)
     "flatten_branched": False,
     "allow_multiple_visual_obs": False,
     "no_graphics": True,
-    "additional_args": [],
+    "additional_args": ["--agents", "16"],  # sim: 16 agents in the simulated build (a real player ignores it)
     "seed": 0,
     "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job, <run>/checkpoints locally
-    # PPO. Published defaults (Stable-Baselines3 / CleanRL continuous) unless marked "sim".
-    "total_timesteps": 200_000,  # agent steps over all envs (sim: the simulated 3DBall balances by then)
+    # PPO. Published defaults (Stable-Baselines3 / CleanRL continuous) unless marked "sim" (tuned
+    # for the simulated 3DBall with 16 agents; for one agent per env use SB3's n_steps 2048, batch 64).
+    "total_timesteps": 200_000,  # sim: agent steps over all envs and agents (the sim balances by ~150k)
     "num_envs": 1,  # Unity instances run in parallel, each on its own worker_id
-    "n_steps": 2048,  # steps per env per rollout
-    "batch_size": 64,  # minibatch size
+    "n_steps": 256,  # sim (SB3: 2048); steps per env (agent) per rollout
+    "batch_size": 256,  # sim (SB3: 64); minibatch size
     "n_epochs": 10,  # passes over each rollout
     "learning_rate": 3e-4,
     "anneal_lr": True,  # decay the learning rate linearly to 0
@@ -73,8 +81,17 @@ config = {
 
 def check_config(c: dict) -> list[int]:
     """Refuse values that cannot work before a player is started; return hidden_sizes as ints."""
-    for key in ("total_timesteps", "num_envs", "n_steps", "batch_size", "n_epochs", "learning_rate",
-                "clip_range", "checkpoint_frequency", "window"):
+    for key in (
+        "total_timesteps",
+        "num_envs",
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "learning_rate",
+        "clip_range",
+        "checkpoint_frequency",
+        "window",
+    ):
         if not c[key] > 0:
             raise ConfigError(f"{key}={c[key]!r} must be positive: set --{key} to a number above 0")
     for key in ("gamma", "gae_lambda"):
@@ -85,7 +102,9 @@ def check_config(c: dict) -> list[int]:
     except (TypeError, ValueError):
         hidden = []
     if not hidden or min(hidden) < 1:
-        raise ConfigError(f"hidden_sizes={c['hidden_sizes']!r} must be a list of positive layer sizes, e.g. [64, 64]")
+        raise ConfigError(
+            f"hidden_sizes={c['hidden_sizes']!r} must be a list of positive layer sizes, e.g. [64, 64]"
+        )
     return hidden
 
 
@@ -139,7 +158,11 @@ class ConvEncoder(tf.Module):
         self.k1 = tf.Variable(orthogonal(rng, (8, 8, channels, 16), np.sqrt(2)))
         self.k2 = tf.Variable(orthogonal(rng, (4, 4, 16, 32), np.sqrt(2)))
         self.w = tf.Variable(orthogonal(rng, (out[0] * out[1] * 32, 256), np.sqrt(2)))
-        self.b1, self.b2, self.b = tf.Variable(tf.zeros(16)), tf.Variable(tf.zeros(32)), tf.Variable(tf.zeros(256))
+        self.b1, self.b2, self.b = (
+            tf.Variable(tf.zeros(16)),
+            tf.Variable(tf.zeros(32)),
+            tf.Variable(tf.zeros(256)),
+        )
         self.size = 256
 
     def __call__(self, images):
@@ -151,7 +174,9 @@ class ConvEncoder(tf.Module):
 class Agent(tf.Module):
     """Actor (Gaussian means or one set of logits per action branch) and critic, as in CleanRL."""
 
-    def __init__(self, observation_space, action_space, hidden: list[int], normalize: bool, rng: np.random.Generator):
+    def __init__(
+        self, observation_space, action_space, hidden: list[int], normalize: bool, rng: np.random.Generator
+    ):
         super().__init__()
         self.visual = len(observation_space.shape) == 3
         self.normalize = normalize and not self.visual
@@ -162,7 +187,11 @@ class Agent(tf.Module):
             self.branches, outputs = [], action_space.shape[0]
             self.log_std = tf.Variable(tf.zeros(outputs))
         elif isinstance(action_space, spaces.Discrete | spaces.MultiDiscrete):
-            self.branches = [int(action_space.n)] if isinstance(action_space, spaces.Discrete) else list(map(int, action_space.nvec))
+            self.branches = (
+                [int(action_space.n)]
+                if isinstance(action_space, spaces.Discrete)
+                else list(map(int, action_space.nvec))
+            )
             outputs = sum(self.branches)
         else:
             raise ConfigError(f"PPO cannot drive the action space {action_space}")
@@ -197,11 +226,17 @@ class Agent(tf.Module):
 
     def deterministic_actions(self, observations):
         """What the SavedModel serves: normalised observations -> mean action / most likely branch values."""
-        obs = tf.clip_by_value((observations - self.obs_mean) / self.obs_std, -10, 10) if self.normalize else observations
+        obs = (
+            tf.clip_by_value((observations - self.obs_mean) / self.obs_std, -10, 10)
+            if self.normalize
+            else observations
+        )
         out = self.actor(self.features(obs))
         if not self.branches:
             return tf.clip_by_value(out, -1.0, 1.0)
-        actions = tf.stack([tf.argmax(logits, axis=1) for logits in tf.split(out, self.branches, axis=1)], axis=1)
+        actions = tf.stack(
+            [tf.argmax(logits, axis=1) for logits in tf.split(out, self.branches, axis=1)], axis=1
+        )
         return actions[:, 0] if len(self.branches) == 1 else actions
 
 
@@ -241,19 +276,29 @@ class NumpyPolicy:
 
 
 class RunningMeanStd:
-    """Running mean and variance of observations (Chan et al.'s parallel update, as in SB3)."""
+    """Mean and variance of the observations seen so far (Chan et al.'s parallel update, as in SB3).
+
+    Updated once per rollout, as ML-Agents does, not every step: a rollout is then acted on and
+    learned from with the same normalisation, and acting saves two NumPy reductions per step.
+    """
 
     def __init__(self, size: int):
-        self.mean, self.var, self.count = np.zeros(size), np.ones(size), 1e-4
+        self.load(np.zeros(size), np.ones(size), 1e-4)
 
-    def __call__(self, obs: np.ndarray, update: bool = True) -> np.ndarray:
-        if update:
-            delta, n = obs.mean(axis=0) - self.mean, len(obs)
-            total = self.count + n
-            self.mean = self.mean + delta * n / total
-            self.var = (self.var * self.count + obs.var(axis=0) * n + delta**2 * self.count * n / total) / total
-            self.count = total
-        return np.clip((obs - self.mean) / np.sqrt(self.var + 1e-8), -10, 10).astype(np.float32)
+    def update(self, batch: np.ndarray) -> None:
+        delta, n = batch.mean(axis=0) - self.mean, len(batch)
+        total = self.count + n
+        mean = self.mean + delta * n / total
+        var = (self.var * self.count + batch.var(axis=0) * n + delta**2 * self.count * n / total) / total
+        self.load(mean, var, total)
+
+    def load(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
+        self.mean, self.var, self.count = mean, var, float(count)
+        self.std = np.sqrt(self.var + 1e-8)
+        self._scale = 1 / self.std
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        return np.clip((obs - self.mean) * self._scale, -10, 10).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -286,7 +331,7 @@ class Learner(tf.Module):
         self.params = agent.trainable_variables
         self.optimizer = Adam(self.params)
 
-    @tf.function
+    @tf.function(jit_compile=True)  # XLA fuses the small ops: about 3x faster than a plain graph here
     def train_epoch(self, obs, actions, old_log_prob, advantages, returns, minibatches, learning_rate):
         """One pass over the rollout, minibatch by minibatch (``minibatches``: index rows); mean statistics."""
         c, totals = self.c, tf.zeros(5)
@@ -296,7 +341,9 @@ class Learner(tf.Module):
             if c["normalize_advantage"]:
                 adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
             with tf.GradientTape() as tape:
-                log_prob, entropy, value = self.agent.log_prob_entropy_value(tf.gather(obs, index), tf.gather(actions, index))
+                log_prob, entropy, value = self.agent.log_prob_entropy_value(
+                    tf.gather(obs, index), tf.gather(actions, index)
+                )
                 log_ratio = log_prob - tf.gather(old_log_prob, index)
                 ratio = tf.exp(log_ratio)
                 clipped = tf.clip_by_value(ratio, 1 - c["clip_range"], 1 + c["clip_range"])
@@ -319,8 +366,10 @@ class ExportedPolicy(tf.Module):
         super().__init__()
         self.agent = agent
         spec = tf.TensorSpec([None, *observation_space.shape], observation_space.dtype, name="observations")
-        self.serve = tf.function(lambda observations: {"actions": agent.deterministic_actions(observations)},
-                                 input_signature=[spec])
+        self.serve = tf.function(
+            lambda observations: {"actions": agent.deterministic_actions(observations)},
+            input_signature=[spec],
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -339,9 +388,19 @@ class PPOTrainer(Trainer):
             obs = envs.reset()
             n, steps = envs.num_envs, c["n_steps"]
             if c["batch_size"] > n * steps:
-                raise ConfigError(f"batch_size={c['batch_size']} is more than a rollout ({n} envs x n_steps={steps})")
-            agent = Agent(envs.observation_space, envs.action_space, hidden, c["normalize_observations"], self.rng)
-            learner = Learner(agent, {k: c[k] for k in ("clip_range", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")})
+                raise ConfigError(
+                    f"batch_size={c['batch_size']} is more than a rollout ({n} envs x n_steps={steps})"
+                )
+            agent = Agent(
+                envs.observation_space, envs.action_space, hidden, c["normalize_observations"], self.rng
+            )
+            learner = Learner(
+                agent,
+                {
+                    k: c[k]
+                    for k in ("clip_range", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
+                },
+            )
             normalize = RunningMeanStd(envs.observation_space.shape[0]) if agent.normalize else None
             returns_window = deque(maxlen=c["window"])
             global_step, state = self.restore(learner, normalize, returns_window)
@@ -350,26 +409,34 @@ class PPOTrainer(Trainer):
 
             # Rollout storage: one row per step, one column per env (agent).
             obs_buf = np.zeros((steps, n, *obs.shape[1:]), obs.dtype if agent.visual else np.float32)
+            raw_buf = np.zeros_like(obs_buf)  # unnormalised, to update the normaliser after the rollout
             action_shape = envs.action_space.shape if not agent.branches else (len(agent.branches),)
             act_buf = np.zeros((steps, n, *action_shape), np.float32)
             logp_buf, value_buf, reward_buf, ended_buf = (np.zeros((steps, n), np.float32) for _ in range(4))
             single_discrete = isinstance(envs.action_space, spaces.Discrete)
 
-            obs = normalize(obs) if normalize else obs
             started, start_step, last_checkpoint = time.perf_counter(), global_step, global_step
             bar = tqdm(total=c["total_timesteps"], initial=global_step, unit="step", disable=not self.local)
             while global_step < c["total_timesteps"] and not self.stop_requested:
                 for t in range(steps):
-                    obs_buf[t] = obs
-                    actions, logp_buf[t], value_buf[t] = policy.act(obs)
+                    raw_buf[t] = obs
+                    obs_buf[t] = normalized = normalize(obs) if normalize else obs
+                    actions, logp_buf[t], value_buf[t] = policy.act(normalized)
                     act_buf[t] = actions
-                    env_actions = actions[:, 0] if single_discrete else np.clip(actions, -1, 1) if not agent.branches else actions
-                    next_obs, rewards, terminated, truncated, final_obs = envs.step(env_actions)
-                    for row in np.flatnonzero(truncated):  # cut by the step limit: bootstrap from the last state
+                    env_actions = (
+                        actions[:, 0]
+                        if single_discrete
+                        else actions
+                        if agent.branches
+                        else np.clip(actions, -1, 1)
+                    )
+                    obs, rewards, terminated, truncated, final_obs = envs.step(env_actions)
+                    for row in np.flatnonzero(
+                        truncated
+                    ):  # cut by the step limit: bootstrap from the last state
                         last = final_obs[row][None]
-                        rewards[row] += c["gamma"] * policy.value(normalize(last, update=False) if normalize else last)[0]
+                        rewards[row] += c["gamma"] * policy.value(normalize(last) if normalize else last)[0]
                     reward_buf[t], ended_buf[t] = rewards, terminated | truncated
-                    obs = normalize(next_obs) if normalize else next_obs
                     bar.update(n)
                     if self.stop_requested:
                         break
@@ -378,7 +445,8 @@ class PPOTrainer(Trainer):
                 global_step += n * steps
 
                 # Generalised advantage estimation (the value after the last step bootstraps the rest).
-                advantages, next_value, gae = np.zeros_like(reward_buf), policy.value(obs), 0.0
+                advantages, gae = np.zeros_like(reward_buf), 0.0
+                next_value = policy.value(normalize(obs) if normalize else obs)
                 for t in reversed(range(steps)):
                     next_value = next_value if t == steps - 1 else value_buf[t + 1]
                     delta = reward_buf[t] + c["gamma"] * next_value * (1 - ended_buf[t]) - value_buf[t]
@@ -388,14 +456,23 @@ class PPOTrainer(Trainer):
                 # The update: n_epochs passes in shuffled minibatches, each pass one compiled call.
                 progress = min(1.0, (global_step - n * steps) / c["total_timesteps"])
                 learning_rate = c["learning_rate"] * (1.0 - progress if c["anneal_lr"] else 1.0)
-                flat = [tf.constant(a.reshape(n * steps, *a.shape[2:])) for a in (obs_buf, act_buf, logp_buf, advantages, returns)]
+                flat = [
+                    tf.constant(a.reshape(n * steps, *a.shape[2:]))
+                    for a in (obs_buf, act_buf, logp_buf, advantages, returns)
+                ]
                 count = (n * steps) // c["batch_size"]
                 for _ in range(c["n_epochs"]):
-                    minibatches = self.rng.permutation(n * steps)[: count * c["batch_size"]].reshape(count, -1)
-                    stats = learner.train_epoch(*flat, tf.constant(minibatches), tf.constant(learning_rate, tf.float32)).numpy()
+                    minibatches = self.rng.permutation(n * steps)[: count * c["batch_size"]].reshape(
+                        count, -1
+                    )
+                    stats = learner.train_epoch(
+                        *flat, tf.constant(minibatches), tf.constant(learning_rate, tf.float32)
+                    ).numpy()
                     if c["target_kl"] and stats[3] > c["target_kl"]:
                         break
                 policy.sync()
+                if normalize:  # new statistics from this rollout, used from the next one on
+                    normalize.update(raw_buf.reshape(n * steps, -1))
 
                 returns_window.extend(r for r, _ in envs.pop_finished())
                 variance = np.var(returns)
@@ -403,14 +480,26 @@ class PPOTrainer(Trainer):
                 metrics = dict(
                     episode_reward_mean=np.mean(returns_window) if returns_window else np.nan,
                     fps=(global_step - start_step) / (time.perf_counter() - started),
-                    policy_loss=stats[0], value_loss=stats[1], entropy=stats[2], approx_kl=stats[3],
-                    clip_fraction=stats[4], explained_variance=explained, learning_rate=learning_rate,
+                    policy_loss=stats[0],
+                    value_loss=stats[1],
+                    entropy=stats[2],
+                    approx_kl=stats[3],
+                    clip_fraction=stats[4],
+                    explained_variance=explained,
+                    learning_rate=learning_rate,
                 )
                 with tqdm.external_write_mode():
                     self.log_metrics(
-                        global_step, episode_reward_mean=metrics["episode_reward_mean"], fps=metrics["fps"],
-                        policy_loss=stats[0], value_loss=stats[1], entropy=stats[2], approx_kl=stats[3],
-                        clip_fraction=stats[4], explained_variance=explained, learning_rate=learning_rate,
+                        global_step,
+                        episode_reward_mean=metrics["episode_reward_mean"],
+                        fps=metrics["fps"],
+                        policy_loss=stats[0],
+                        value_loss=stats[1],
+                        entropy=stats[2],
+                        approx_kl=stats[3],
+                        clip_fraction=stats[4],
+                        explained_variance=explained,
+                        learning_rate=learning_rate,
                     )
                 write_scalars(writer, global_step, metrics)
                 bar.set_postfix(reward=f"{metrics['episode_reward_mean']:.2f}", fps=f"{metrics['fps']:.0f}")
@@ -418,22 +507,33 @@ class PPOTrainer(Trainer):
                     self.checkpoint(global_step, learner, normalize, returns_window)
                     last_checkpoint = global_step
             bar.close()
-            self.checkpoint(global_step, learner, normalize, returns_window)
+            if global_step != last_checkpoint or not state:
+                self.checkpoint(global_step, learner, normalize, returns_window)
         writer.close()
         if normalize:
             agent.obs_mean.assign(normalize.mean.astype(np.float32))
-            agent.obs_std.assign(np.sqrt(normalize.var + 1e-8).astype(np.float32))
+            agent.obs_std.assign(normalize.std.astype(np.float32))
+        self.agent = agent  # for tests and notebooks: the trained networks
         export = ExportedPolicy(agent, envs.observation_space)
         tf.saved_model.save(export, str(self.model_dir / "1"), signatures={"serving_default": export.serve})
-        plot_learning_curve(self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", f"PPO {self.run_name}")
-        summary = {"total_steps": global_step, "resumed_from": state.get("step"), "stopped_early": self.stop_requested,
-                   "episode_reward_mean": float(np.mean(returns_window)) if returns_window else None, "config": c}
+        plot_learning_curve(
+            self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", f"PPO {self.run_name}"
+        )
+        summary = {
+            "total_steps": global_step,
+            "resumed_from": state.get("step"),
+            "stopped_early": self.stop_requested,
+            "episode_reward_mean": float(np.mean(returns_window)) if returns_window else None,
+            "config": c,
+        }
         self.write_json("summary.json", summary)
         return summary
 
     # ---- checkpoints: weights, optimiser, normaliser, step, RNG state, recent returns -------------
 
-    def checkpoint(self, step: int, learner: Learner, normalize: RunningMeanStd | None, returns_window) -> None:
+    def checkpoint(
+        self, step: int, learner: Learner, normalize: RunningMeanStd | None, returns_window
+    ) -> None:
         arrays = {f"v{i}": v.numpy() for i, v in enumerate(learner.variables)}
         if normalize:
             arrays.update(obs_mean=normalize.mean, obs_var=normalize.var, obs_count=np.array(normalize.count))
@@ -446,10 +546,14 @@ class PPOTrainer(Trainer):
         if found is None:
             return 0, {}
         arrays, state = found
-        restore_arrays(learner.variables, [arrays[f"v{i}"] for i in range(len(learner.variables)) if f"v{i}" in arrays],
-                       "PPO agent", state["path"])
+        restore_arrays(
+            learner.variables,
+            [arrays[f"v{i}"] for i in range(len(learner.variables)) if f"v{i}" in arrays],
+            "PPO agent",
+            state["path"],
+        )
         if normalize and "obs_mean" in arrays:
-            normalize.mean, normalize.var, normalize.count = arrays["obs_mean"], arrays["obs_var"], float(arrays["obs_count"])
+            normalize.load(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"])
         self.rng.bit_generator.state = state["rng"]
         returns_window.extend(state["recent_returns"])
         logger.info(f"resuming from {state['path']} at step {state['step']}")

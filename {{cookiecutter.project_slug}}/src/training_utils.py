@@ -93,16 +93,16 @@ class ParallelEnvs:
         return np.concatenate(observations)
 
     def step(self, actions: np.ndarray):
-        parts = np.split(np.asarray(actions), self._splits)
-        results = self._map(_step_many if self.multiagent else _step_one, parts)
-        obs = np.concatenate([r[0] for r in results])
-        rewards = np.concatenate([r[1] for r in results]).astype(np.float32)
-        terminated = np.concatenate([r[2] for r in results])
-        truncated = np.concatenate([r[3] for r in results])
-        final_obs, start = {}, 0
-        for size, result in zip(self.sizes, results, strict=True):
-            final_obs.update({start + row: value for row, value in result[4].items()})
-            start += size
+        step = _step_many if self.multiagent else _step_one
+        if len(self.envs) == 1:  # the common case, without splitting and joining
+            obs, rewards, terminated, truncated, final_obs = step(self.envs[0], actions)
+        else:
+            results = self._map(step, np.split(np.asarray(actions), self._splits))
+            obs, rewards, terminated, truncated = (np.concatenate([r[i] for r in results]) for i in range(4))
+            final_obs, start = {}, 0
+            for size, result in zip(self.sizes, results, strict=True):
+                final_obs.update({start + row: value for row, value in result[4].items()})
+                start += size
         self.episode_returns += rewards
         self.episode_lengths += 1
         for row in np.flatnonzero(terminated | truncated):
@@ -142,21 +142,35 @@ def _step_one(env, action: np.ndarray):
     if done:
         final[0] = obs
         obs = env.reset()
-    return np.asarray(obs)[None], np.array([reward]), np.array([done and not truncated]), np.array([truncated]), final
+    return (
+        np.asarray(obs)[None],
+        np.array([reward], np.float32),
+        np.array([done and not truncated]),
+        np.array([truncated]),
+        final,
+    )
 
 
 def _step_many(env, actions: np.ndarray):
     """One MultiAgentUnityEnv: Unity restarts each agent by itself (see its docstring)."""
     obs, rewards, dones, info = env.step(actions)
     dones, truncated = np.asarray(dones, bool), np.asarray(info["interrupted"], bool)
-    return np.stack(obs), np.asarray(rewards), dones & ~truncated, dones & truncated, info["terminal_observations"]
+    return (
+        np.stack(obs),
+        np.asarray(rewards, np.float32),
+        dones & ~truncated,
+        dones & truncated,
+        info["terminal_observations"],
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Checkpoints
 
 
-def save_checkpoint(folder: Path, step: int, arrays: Mapping[str, np.ndarray], state: Mapping, keep: int = 2) -> Path:
+def save_checkpoint(
+    folder: Path, step: int, arrays: Mapping[str, np.ndarray], state: Mapping, keep: int = 2
+) -> Path:
     """Write ``folder/checkpoint-<step>/`` (arrays.npz + state.json) whole or not at all; keep the last ``keep``.
 
     Written to a hidden folder first and renamed, so a kill while saving leaves the previous checkpoint
@@ -203,7 +217,9 @@ def _checkpoints(folder: Path) -> list[Path]:
 def restore_arrays(target: list, saved: list[np.ndarray], what: str, path: str) -> None:
     """Assign saved arrays to variables (anything with ``.shape`` and ``.assign``), checking they fit."""
     shapes = [tuple(v.shape) for v in target]
-    if len(saved) != len(target) or any(tuple(s.shape) != shape for s, shape in zip(saved, shapes, strict=False)):
+    if len(saved) != len(target) or any(
+        tuple(s.shape) != shape for s, shape in zip(saved, shapes, strict=False)
+    ):
         raise ValueError(
             f"the checkpoint {path} does not fit this {what} (saved shapes {[a.shape for a in saved]}, "
             f"expected {shapes}): it was made with other settings (network size, observations, actions). "
@@ -217,7 +233,9 @@ def restore_arrays(target: list, saved: list[np.ndarray], what: str, path: str) 
 # Learning curve
 
 
-def plot_learning_curve(metrics_file: Path, png: Path, title: str, metric: str = "episode_reward_mean") -> Path | None:
+def plot_learning_curve(
+    metrics_file: Path, png: Path, title: str, metric: str = "episode_reward_mean"
+) -> Path | None:
     """Plot ``metric`` against step from a metrics.jsonl file; None if it has no such values yet."""
     points = []
     if Path(metrics_file).is_file():

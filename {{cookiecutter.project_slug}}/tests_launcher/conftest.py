@@ -21,7 +21,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from aws_fixtures import aws, moto_endpoint, no_internet  # noqa: F401  (fixtures)
+from aws_fixtures import *  # noqa: F401,F403  (moto_endpoint, aws, no_internet)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OFFLINE_DIR = Path(__file__).resolve().parent / "offline"
@@ -35,9 +35,19 @@ BUILD_KEY = "builds/3DBall.zip"
 SIM_NAME = "3DBall"
 
 
+def pytest_configure(config):
+    # SDK v3 3.27's own modules still import its deprecated configs shim.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:sagemaker.train.configs has been moved:DeprecationWarning"
+    )
+
+
 def pytest_addoption(parser):
-    parser.addoption("--container-python", default=os.environ.get("LAUNCHER_CONTAINER_PYTHON"),
-                     help="the training environment's python (requirements/dev.txt + image.txt) for container-side runs")
+    parser.addoption(
+        "--container-python",
+        default=os.environ.get("LAUNCHER_CONTAINER_PYTHON"),
+        help="the training environment's python (requirements/dev.txt + image.txt) for container-side runs",
+    )
 
 
 # ---------------------------------------------------------------------------------------------- AWS
@@ -46,16 +56,25 @@ def pytest_addoption(parser):
 @pytest.fixture(scope="session")
 def role_arn(moto_endpoint) -> str:
     """An IAM role in moto that SageMaker may assume (SDK v3 reads its trust policy)."""
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "sagemaker.amazonaws.com"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+            }
+        ],
+    }
     iam = boto3.client("iam")
-    return iam.create_role(RoleName=f"SageMakerRole-{uuid.uuid4().hex[:8]}",
-                           AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    return iam.create_role(
+        RoleName=f"SageMakerRole-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
 
 
 @pytest.fixture
 def aws_offline(aws, monkeypatch):
-    """``aws`` plus: name lookups of anything but this machine fail the test (the SDKs resolve before connecting)."""
+    """``aws``, and resolving any name off this machine fails the test (SDKs resolve before connecting)."""
     attempts = []
     real = socket.getaddrinfo
 
@@ -96,7 +115,8 @@ def make_project(folder: Path, role: str, create_bucket: bool = True, **answers)
     if create_bucket:
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
     project = Project(file=folder / "project.toml", bucket=bucket, role=role, **answers)
-    project.file.write_text(f"""[project]
+    project.file.write_text(
+        f"""[project]
 name = "Launcher test"
 slug = "launcher_test"
 
@@ -114,7 +134,9 @@ entry_point = "{project.entry_point}"
 zip_key = "{project.build_key}"
 folder = "unity_build"
 executable = "{SIM_NAME}"
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return project
 
 
@@ -147,8 +169,13 @@ class Offline:
 def offline_environment(folder: Path) -> Offline:
     folder.mkdir(parents=True, exist_ok=True)
     guard_log, capture = folder / "network-attempts.log", folder / "create-training-job.jsonl"
-    env = {**os.environ, "PYTHONPATH": str(OFFLINE_DIR), "LAUNCHER_TEST_GUARD_LOG": str(guard_log),
-           "LAUNCHER_TEST_CAPTURE": str(capture), "TQDM_DISABLE": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(OFFLINE_DIR),
+        "LAUNCHER_TEST_GUARD_LOG": str(guard_log),
+        "LAUNCHER_TEST_CAPTURE": str(capture),
+        "TQDM_DISABLE": "1",
+    }
     env.pop("SAGEMAKER_ROLE_ARN", None)
     return Offline(env, guard_log, capture)
 
@@ -164,22 +191,33 @@ def offline(aws_offline, tmp_path) -> Offline:
 
 def run_launch(args: list[str], env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python launch.py ARGS`` in the repository, with this venv's python."""
-    return subprocess.run([sys.executable, "launch.py", *args], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "launch.py", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-# ---------------------------------------------------------------------------------------------- container side
+# ------------------------------------------------------------------------------------------ container side
 
 
 @pytest.fixture(scope="session")
 def container_python(request) -> Path:
     value = request.config.getoption("--container-python")
     if not value:
-        pytest.fail("container-side tests need the training environment's python: pass --container-python "
-                    "PATH or set LAUNCHER_CONTAINER_PYTHON (a venv with requirements/dev.txt and image.txt)")
+        pytest.fail(
+            "container-side tests need the training environment's python: pass --container-python "
+            "PATH or set LAUNCHER_CONTAINER_PYTHON (a venv with requirements/dev.txt and image.txt)"
+        )
     python = Path(value)
     if not (python.is_file() and (python.parent / "train").is_file()):
-        pytest.fail(f"{python} has no sagemaker-training `train` beside it: pip install -r requirements/image.txt into it")
+        pytest.fail(
+            f"{python} has no sagemaker-training `train` beside it: "
+            "pip install -r requirements/image.txt into it"
+        )
     return python
 
 
@@ -187,8 +225,13 @@ def container_python(request) -> Path:
 def sim_build_zip(container_python, tmp_path_factory) -> Path:
     """The simulated Unity build, packaged by the training environment (unity_sim needs its packages)."""
     out = tmp_path_factory.mktemp("sim-build")
-    subprocess.run([str(container_python), "-m", "unity_sim.package_build", "--name", SIM_NAME, "--out", str(out)],
-                   cwd=REPO_ROOT, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [str(container_python), "-m", "unity_sim.package_build", "--name", SIM_NAME, "--out", str(out)],
+        cwd=REPO_ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return out / f"{SIM_NAME}.zip"
 
 

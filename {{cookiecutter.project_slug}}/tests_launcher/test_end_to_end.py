@@ -50,9 +50,26 @@ class Run:
 def papermill(output: Path, parameters: dict, env: dict) -> nbformat.NotebookNode:
     params = output.with_suffix(".yaml")
     params.write_text(json.dumps(parameters))  # JSON is YAML
-    result = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(output), "-k", "python3",
-                             "--cwd", str(REPO_ROOT), "-f", str(params), "--no-progress-bar"],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(NOTEBOOK),
+            str(output),
+            "-k",
+            "python3",
+            "--cwd",
+            str(REPO_ROOT),
+            "-f",
+            str(params),
+            "--no-progress-bar",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-5000:]
     return nbformat.read(output, as_version=4)
 
@@ -62,18 +79,33 @@ def run(moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path_facto
     folder = tmp_path_factory.mktemp("end-to-end")
     project = make_project(folder, role_arn)
     children = offline_environment(folder / "children")
-    common = {"project_file": str(project.file), "role": role_arn, "base_job_name": "e2e",
-              "hyperparameters": HYPERPARAMETERS, "results_dir": str(folder / "results")}
-    first = papermill(folder / "submitted.ipynb", {**common, "wait": False, "local_build_zip": str(sim_build_zip)},
-                      children.env)
+    common = {
+        "project_file": str(project.file),
+        "role": role_arn,
+        "base_job_name": "e2e",
+        "hyperparameters": HYPERPARAMETERS,
+        "results_dir": str(folder / "results"),
+    }
+    first = papermill(
+        folder / "submitted.ipynb",
+        {**common, "wait": False, "local_build_zip": str(sim_build_zip)},
+        children.env,
+    )
     requests = children.requests()
     assert len(requests) == 1, f"the notebook sent {len(requests)} CreateTrainingJob requests"
     with pytest.MonkeyPatch.context() as patch:  # the container side stays offline too
         for name in ("PYTHONPATH", "LAUNCHER_TEST_GUARD_LOG"):
             patch.setenv(name, children.env[name])
-        result = container.run_training_request(requests[0], boto_session=boto3.Session(region_name=REGION),
-                                                container_python=container_python, work_dir=folder / "jobs", echo=None)
-    second = papermill(folder / "attached.ipynb", {**common, "job_name": requests[0]["TrainingJobName"]}, children.env)
+        result = container.run_training_request(
+            requests[0],
+            boto_session=boto3.Session(region_name=REGION),
+            container_python=container_python,
+            work_dir=folder / "jobs",
+            echo=None,
+        )
+    second = papermill(
+        folder / "attached.ipynb", {**common, "job_name": requests[0]["TrainingJobName"]}, children.env
+    )
     return Run(project, first, second, requests[0], result, sim_build_zip, children)
 
 
@@ -87,7 +119,10 @@ def test_notebook_submits_the_job_it_names(run):
 
 
 def test_notebook_sends_the_chosen_hyperparameters(run):
-    assert {k: run.request["HyperParameters"][k] for k in HYPERPARAMETERS} == {"episodes": "3", "max_episode_steps": "50"}
+    assert {k: run.request["HyperParameters"][k] for k in HYPERPARAMETERS} == {
+        "episodes": "3",
+        "max_episode_steps": "50",
+    }
 
 
 def test_notebook_that_does_not_wait_fetches_nothing(run):
@@ -101,7 +136,10 @@ def test_container_side_trains_on_the_build_from_s3(run):
 
 def test_container_side_reads_the_build_from_the_input_channel(run):
     log = run.result.log_file.read_text()
-    assert "Unity player ready" in log and (run.result.opt_ml / "input" / "data" / "env" / "3DBall.zip").is_file()
+    assert (
+        "Unity player ready" in log
+        and (run.result.opt_ml / "input" / "data" / "env" / "3DBall.zip").is_file()
+    )
 
 
 def test_artefacts_are_where_the_notebook_said(run):

@@ -1,4 +1,4 @@
-"""The neutral job description: hyperparameter encoding, the build's two routes, metric regexes, the S3 layout."""
+"""The neutral job description: hyperparameter encoding, the build's two routes, metrics, S3 layout."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def test_build_as_channel_adds_the_trainers_build_channel(spec_for):
 def test_build_as_s3_key_passes_bucket_and_key_to_the_trainer(spec_for):
     spec = spec_for(build_input="s3")
     assert spec.input_channels == {}
-    assert (spec.hyperparameters["bucket"], spec.hyperparameters["zip_env_name"]) == (spec_for.project.bucket, "builds/3DBall.zip")
+    assert (spec.hyperparameters["bucket"], spec.hyperparameters["zip_env_name"]) == (
+        spec_for.project.bucket,
+        "builds/3DBall.zip",
+    )
 
 
 def test_build_in_another_bucket_is_passed_as_a_full_uri(spec_for):
@@ -57,7 +60,10 @@ def test_build_in_another_bucket_is_passed_as_a_full_uri(spec_for):
 
 def test_project_build_settings_reach_the_trainer(spec_for):
     spec = spec_for()
-    assert (spec.hyperparameters["env_file"], spec.hyperparameters["build_folder"]) == ("3DBall", "unity_build")
+    assert (spec.hyperparameters["env_file"], spec.hyperparameters["build_folder"]) == (
+        "3DBall",
+        "unity_build",
+    )
 
 
 def test_user_hyperparameters_win_over_project_build_settings(spec_for):
@@ -65,12 +71,18 @@ def test_user_hyperparameters_win_over_project_build_settings(spec_for):
 
 
 def test_environment_has_unbuffered_python_and_the_users_variables(spec_for):
-    assert spec_for(environment={"UNITY_USE_XVFB": 1}).environment == {"PYTHONUNBUFFERED": "1", "UNITY_USE_XVFB": "1"}
+    assert spec_for(environment={"UNITY_USE_XVFB": 1}).environment == {
+        "PYTHONUNBUFFERED": "1",
+        "UNITY_USE_XVFB": "1",
+    }
 
 
 def test_checkpoints_go_under_base_name_and_job_name(spec_for):
     spec = spec_for(base_job_name="exp")
-    assert spec.checkpoint_uri("exp-20260101000000") == f"s3://{spec_for.project.bucket}/exp/exp-20260101000000/checkpoints"
+    assert (
+        spec.checkpoint_uri("exp-20260101000000")
+        == f"s3://{spec_for.project.bucket}/exp/exp-20260101000000/checkpoints"
+    )
 
 
 def test_checkpoints_can_be_switched_off(spec_for):
@@ -83,13 +95,22 @@ def test_job_names_are_base_name_and_timestamp(spec_for):
 
 def test_telemetry_is_off_unless_chosen(spec_for):
     modules = lambda spec: spec.sdk_config()["SageMaker"]["PythonSDK"]["Modules"]  # noqa: E731
-    assert (modules(spec_for())["TelemetryOptOut"], modules(spec_for(telemetry=True))["TelemetryOptOut"]) == (True, False)
+    assert (modules(spec_for())["TelemetryOptOut"], modules(spec_for(telemetry=True))["TelemetryOptOut"]) == (
+        True,
+        False,
+    )
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("episode", "3"), ("episode_reward", "-1.5"), ("episode_length", "200"),
-    ("episode_reward_mean", "0.53"), ("fps", "2.31e+06"),
-])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("episode", "3"),
+        ("episode_reward", "-1.5"),
+        ("episode_length", "200"),
+        ("episode_reward_mean", "0.53"),
+        ("fps", "2.31e+06"),
+    ],
+)
 def test_metric_regexes_read_the_trainers_log_line(name, value):
     regex = dict(metric_definitions([name]))[name]
     assert re.search(regex, LOG_LINE).group(1) == value

@@ -23,7 +23,9 @@ def settings(project, **values):
 
 def nothing_submitted(project) -> bool:
     jobs = boto3.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
-    return project.keys() in ([], [BUILD_KEY]) and not any(j["TrainingJobName"].startswith("launcher-test") for j in jobs)
+    return project.keys() in ([], [BUILD_KEY]) and not any(
+        j["TrainingJobName"].startswith("launcher-test") for j in jobs
+    )
 
 
 def test_no_credentials_stops_before_submitting(with_build, monkeypatch):
@@ -40,7 +42,9 @@ def test_missing_bucket_stops_before_submitting(with_build):
 
 
 def test_bucket_in_another_region_stops_before_submitting(with_build):
-    boto3.client("s3").create_bucket(Bucket="launcher-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    boto3.client("s3").create_bucket(
+        Bucket="launcher-eu", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     with pytest.raises(LaunchError, match="is in region eu-west-1 but the job runs in us-east-1"):
         api.submit(settings(with_build, s3_bucket="launcher-eu"))
     assert nothing_submitted(with_build)
@@ -53,9 +57,21 @@ def test_missing_build_stops_before_submitting(project):
 
 
 def test_unknown_hyperparameter_stops_the_command_line_with_exit_code_2(with_build, offline):
-    result = run_launch(["--project-file", str(with_build.file), "--set", f"role={with_build.role}",
-                         "--set", "hp.episdoes=3"], offline.env)
-    assert (result.returncode, result.stderr.splitlines()[-1].startswith("error: hyperparameters: 'episdoes'")) == (2, True)
+    result = run_launch(
+        [
+            "--project-file",
+            str(with_build.file),
+            "--set",
+            f"role={with_build.role}",
+            "--set",
+            "hp.episdoes=3",
+        ],
+        offline.env,
+    )
+    assert (
+        result.returncode,
+        result.stderr.splitlines()[-1].startswith("error: hyperparameters: 'episdoes'"),
+    ) == (2, True)
     assert offline.requests() == [] and nothing_submitted(with_build)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -13,7 +13,9 @@ import pytest
 from launcher import api
 from launcher.errors import LaunchError
 
-METRICS = [{"step": 10 * i, "episode_reward": float(i % 3), "episode_reward_mean": i / 10} for i in range(1, 6)]
+METRICS = [
+    {"step": 10 * i, "episode_reward": float(i % 3), "episode_reward_mean": i / 10} for i in range(1, 6)
+]
 
 
 def tar_gz(files: dict[str, bytes]) -> bytes:
@@ -31,16 +33,21 @@ def finished_job(project):
     """A job moto reports Completed, with model.tar.gz and output.tar.gz where SageMaker leaves them."""
     name = f"launcher-results-{datetime.now():%H%M%S%f}"
     boto3.client("sagemaker").create_training_job(
-        TrainingJobName=name, RoleArn=project.role, OutputDataConfig={"S3OutputPath": f"s3://{project.bucket}"},
+        TrainingJobName=name,
+        RoleArn=project.role,
+        OutputDataConfig={"S3OutputPath": f"s3://{project.bucket}"},
         AlgorithmSpecification={"TrainingImage": project.image_uri, "TrainingInputMode": "File"},
         ResourceConfig={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 3600})
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+    )
     project.job_name = name
     return project
 
 
 def put(project, name: str, files: dict[str, bytes]) -> None:
-    project.s3().put_object(Bucket=project.bucket, Key=f"{project.job_name}/output/{name}", Body=tar_gz(files))
+    project.s3().put_object(
+        Bucket=project.bucket, Key=f"{project.job_name}/output/{name}", Body=tar_gz(files)
+    )
 
 
 def fetch(project, tmp_path):
@@ -67,15 +74,26 @@ def test_learning_curve_plots_the_mean_reward_over_steps(finished_job, tmp_path)
     put(finished_job, "output.tar.gz", {"metrics.jsonl": "\n".join(map(json.dumps, METRICS)).encode()})
     results = fetch(finished_job, tmp_path)
     line = api.plot_learning_curve(results).axes[0].lines[0]
-    assert (list(line.get_xdata()), list(line.get_ydata())) == ([10, 20, 30, 40, 50], [0.1, 0.2, 0.3, 0.4, 0.5])
+    assert (list(line.get_xdata()), list(line.get_ydata())) == (
+        [10, 20, 30, 40, 50],
+        [0.1, 0.2, 0.3, 0.4, 0.5],
+    )
     assert (results.folder / "learning_curve.png").is_file()
 
 
 def test_metrics_come_from_cloudwatch_without_a_metrics_file(finished_job, tmp_path):
     put(finished_job, "model.tar.gz", {})
-    boto3.client("cloudwatch").put_metric_data(Namespace="/aws/sagemaker/TrainingJobs", MetricData=[{
-        "MetricName": "episode_reward_mean", "Value": 0.75, "Timestamp": datetime.now(timezone.utc),
-        "Dimensions": [{"Name": "TrainingJobName", "Value": finished_job.job_name}]}])
+    boto3.client("cloudwatch").put_metric_data(
+        Namespace="/aws/sagemaker/TrainingJobs",
+        MetricData=[
+            {
+                "MetricName": "episode_reward_mean",
+                "Value": 0.75,
+                "Timestamp": datetime.now(UTC),
+                "Dimensions": [{"Name": "TrainingJobName", "Value": finished_job.job_name}],
+            }
+        ],
+    )
     results = fetch(finished_job, tmp_path)
     assert results.metrics_source == "CloudWatch"
     assert [m["episode_reward_mean"] for m in results.metrics] == [0.75]
@@ -88,7 +106,11 @@ def test_job_without_a_saved_model_is_reported_not_raised(finished_job, tmp_path
 
 
 def test_saved_model_without_tensorflow_here_is_reported(finished_job, tmp_path, capsys):
-    put(finished_job, "model.tar.gz", {"policy/saved_model.pb": b"\x08\x01", "policy/variables/variables.index": b""})
+    put(
+        finished_job,
+        "model.tar.gz",
+        {"policy/saved_model.pb": b"\x08\x01", "policy/variables/variables.index": b""},
+    )
     results = fetch(finished_job, tmp_path)
     try:
         import tensorflow  # noqa: F401

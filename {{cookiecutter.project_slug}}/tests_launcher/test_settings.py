@@ -1,4 +1,4 @@
-"""Settings: defaults from project.toml, and every bad value refused offline with a message that says what to fix."""
+"""Settings: defaults from project.toml; every bad value refused offline, saying what to fix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from conftest import REPO_ROOT, make_project
 
 from launcher import settings as settings_module
 from launcher.errors import LaunchError
-from launcher.settings import resolve
+from launcher.settings import require_role, resolve
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
@@ -34,23 +34,42 @@ def test_defaults_come_from_the_repository_project_toml():
     answers = tomllib.loads((REPO_ROOT / "project.toml").read_text())
     chosen = resolve(role=ROLE, entry_point="random_trainer.py")
     assert (chosen.region, chosen.bucket, chosen.image_uri, chosen.instance_type, chosen.build_key) == (
-        answers["aws"]["region"], answers["aws"]["s3_bucket"], answers["aws"]["ecr_image_uri"],
-        answers["aws"]["instance_type"], answers["unity_build"]["zip_key"])
+        answers["aws"]["region"],
+        answers["aws"]["s3_bucket"],
+        answers["aws"]["ecr_image_uri"],
+        answers["aws"]["instance_type"],
+        answers["unity_build"]["zip_key"],
+    )
 
 
 def test_chosen_values_override_project_toml(project):
-    chosen = settings(project, instance_type="ml.m5.large", build_key="other/Build.zip", base_job_name="try-1")
-    assert (chosen.instance_type, chosen.build_key, chosen.base_job_name) == ("ml.m5.large", "other/Build.zip", "try-1")
+    chosen = settings(
+        project, instance_type="ml.m5.large", build_key="other/Build.zip", base_job_name="try-1"
+    )
+    assert (chosen.instance_type, chosen.build_key, chosen.base_job_name) == (
+        "ml.m5.large",
+        "other/Build.zip",
+        "try-1",
+    )
 
 
 def test_hyperparameters_from_text_take_the_types_of_the_config(project):
-    chosen = settings(project, hyperparameters={"episodes": "5", "no_graphics": "false", "time_scale": "2",
-                                                "env_file": "12"})
-    assert chosen.hyperparameters == {"episodes": 5, "no_graphics": False, "time_scale": 2.0, "env_file": "12"}
+    chosen = settings(
+        project,
+        hyperparameters={"episodes": "5", "no_graphics": "false", "time_scale": "2", "env_file": "12"},
+    )
+    assert chosen.hyperparameters == {
+        "episodes": 5,
+        "no_graphics": False,
+        "time_scale": 2.0,
+        "env_file": "12",
+    }
 
 
 def test_typed_hyperparameters_are_kept(project):
-    chosen = settings(project, hyperparameters={"episodes": 7, "use_visual": True, "env_parameters": {"mass": 1.5}})
+    chosen = settings(
+        project, hyperparameters={"episodes": 7, "use_visual": True, "env_parameters": {"mass": 1.5}}
+    )
     assert chosen.hyperparameters == {"episodes": 7, "use_visual": True, "env_parameters": {"mass": 1.5}}
 
 
@@ -71,19 +90,24 @@ def test_sagemaker_prefixed_hyperparameters_are_refused(project):
 
 def test_role_is_required_outside_sagemaker(project):
     with pytest.raises(LaunchError, match=r"role=None: outside SageMaker .*SAGEMAKER_ROLE_ARN"):
-        settings(project, role=None)
+        require_role(settings(project, role=None))
 
 
 def test_role_comes_from_the_environment_outside_sagemaker(project, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_ROLE_ARN", ROLE)
-    assert settings(project, role=None).role == ROLE
+    assert require_role(settings(project, role=None)) == ROLE
 
 
 def test_role_is_left_to_the_notebook_execution_role_on_sagemaker(project, monkeypatch, tmp_path):
     metadata = tmp_path / "resource-metadata.json"
     metadata.write_text("{}")
     monkeypatch.setattr(settings_module, "SAGEMAKER_METADATA", metadata)
-    assert settings(project, role=None).role is None
+    assert require_role(settings(project, role=None)) is None
+
+
+def test_dict_settings_may_be_given_as_json_text(project):
+    chosen = settings(project, hyperparameters='{"episodes": 4}', environment='{"A": "1"}')
+    assert (chosen.hyperparameters, chosen.environment) == ({"episodes": 4}, {"A": "1"})
 
 
 def test_malformed_role_is_refused(project):
@@ -91,14 +115,20 @@ def test_malformed_role_is_refused(project):
         settings(project, role="SageMakerRole")
 
 
-@pytest.mark.parametrize(("uri", "message"), [
-    ("public.ecr.aws/abc/unity-rl:latest", "not a private ECR image"),
-    ("tensorflow/tensorflow:2.21.0", "not a private ECR image"),
-    ("12345.dkr.ecr.us-east-1.amazonaws.com/unity-rl", "malformed"),
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com/Unity-RL:latest", "malformed"),
-    ("123456789012.dkr.ecr.eu-west-1.amazonaws.com/unity-rl:latest", "in region eu-west-1 but the job runs in us-east-1"),
-    ("123456789012.dkr.ecr.us-east-1.amazonaws.com.cn/unity-rl:latest", "end in amazonaws.com"),
-])
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("public.ecr.aws/abc/unity-rl:latest", "not a private ECR image"),
+        ("tensorflow/tensorflow:2.21.0", "not a private ECR image"),
+        ("12345.dkr.ecr.us-east-1.amazonaws.com/unity-rl", "malformed"),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com/Unity-RL:latest", "malformed"),
+        (
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com/unity-rl:latest",
+            "in region eu-west-1 but the job runs in us-east-1",
+        ),
+        ("123456789012.dkr.ecr.us-east-1.amazonaws.com.cn/unity-rl:latest", "end in amazonaws.com"),
+    ],
+)
 def test_image_uri_that_sagemaker_cannot_pull_is_refused(project, uri, message):
     with pytest.raises(LaunchError, match=message):
         settings(project, image_uri=uri)
@@ -128,17 +158,20 @@ def test_numbers_and_flags_from_text_are_converted(project):
     assert (chosen.instance_count, chosen.use_spot, chosen.checkpoints) == (2, True, False)
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("instance_type", "c5.xlarge", "not a SageMaker training instance type"),
-    ("instance_count", 0, "instance_count=0 must be a whole number from 1"),
-    ("max_run_seconds", 10**9, "max_run_seconds=1000000000 must be a whole number"),
-    ("build_input", "disk", "build_input='disk' must be one of"),
-    ("build_key", "builds/3DBall.tar", "must name a .zip"),
-    ("base_job_name", "my_job", "base_job_name='my_job' is not 1-48 letters"),
-    ("sdk", "v4", "sdk='v4' must be one of"),
-    ("environment", {"BAD-NAME": "1"}, "not a valid variable name"),
-    ("s3_bucket", "My_Bucket", "s3_bucket='My_Bucket' is not an S3 bucket name"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("instance_type", "c5.xlarge", "not a SageMaker training instance type"),
+        ("instance_count", 0, "instance_count=0 must be a whole number from 1"),
+        ("max_run_seconds", 10**9, "max_run_seconds=1000000000 must be a whole number"),
+        ("build_input", "disk", "build_input='disk' must be one of"),
+        ("build_key", "builds/3DBall.tar", "must name a .zip"),
+        ("base_job_name", "my_job", "base_job_name='my_job' is not 1-48 letters"),
+        ("sdk", "v4", "sdk='v4' must be one of"),
+        ("environment", {"BAD-NAME": "1"}, "not a valid variable name"),
+        ("s3_bucket", "My_Bucket", "s3_bucket='My_Bucket' is not an S3 bucket name"),
+    ],
+)
 def test_bad_setting_is_refused_naming_it(project, name, value, message):
     with pytest.raises(LaunchError, match=message):
         settings(project, **{name: value})

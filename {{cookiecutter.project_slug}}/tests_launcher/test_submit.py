@@ -23,8 +23,20 @@ from launcher.job import metric_definitions
 from launcher.project import SOURCE_DIR
 
 BASE = "submit-test"
-SETTINGS = ["--set", "use_spot=true", "--set", "max_run_seconds=3600", "--set", "instance_type=ml.m5.large",
-            "--set", "episodes=3", "--set", "seed=7", "--set", f"base_job_name={BASE}"]
+SETTINGS = [
+    "--set",
+    "use_spot=true",
+    "--set",
+    "max_run_seconds=3600",
+    "--set",
+    "instance_type=ml.m5.large",
+    "--set",
+    "episodes=3",
+    "--set",
+    "seed=7",
+    "--set",
+    f"base_job_name={BASE}",
+]
 SDK_PLUMBING_CHANNELS = {"code", "sm_drivers"}  # v3's driver channels (v2 passes src/ as a hyperparameter)
 
 
@@ -45,7 +57,9 @@ class Submission:
 def submission(moto_endpoint, role_arn, tmp_path_factory) -> Submission:
     folder = tmp_path_factory.mktemp("submit")
     project = make_project(folder, role_arn)
-    project.s3().put_object(Bucket=project.bucket, Key=BUILD_KEY, Body=b"PK\x05\x06" + b"\0" * 18)  # an empty zip
+    project.s3().put_object(
+        Bucket=project.bucket, Key=BUILD_KEY, Body=b"PK\x05\x06" + b"\0" * 18
+    )  # an empty zip
     children = offline_environment(folder / "children")
     common = ["--project-file", str(project.file), "--set", f"role={role_arn}", *SETTINGS]
     submitted = run_launch(common, children.env)
@@ -53,7 +67,9 @@ def submission(moto_endpoint, role_arn, tmp_path_factory) -> Submission:
     dry = run_launch([*common, "--dry-run"], children.env)
     assert dry.returncode == 0, dry.stderr
     requests = children.requests()
-    assert len(requests) == 1, f"expected one CreateTrainingJob sent (the dry run sends none), got {len(requests)}"
+    assert len(requests) == 1, (
+        f"expected one CreateTrainingJob sent (the dry run sends none), got {len(requests)}"
+    )
     return Submission(project, submitted.stdout, requests[0], json.loads(dry.stdout), children)
 
 
@@ -81,19 +97,38 @@ def expected(project: Project) -> dict:
     entry = load_entry_point("random_trainer.py", SOURCE_DIR)
     return {
         "AlgorithmSpecification": {
-            "TrainingImage": IMAGE_URI, "TrainingInputMode": "File",
+            "TrainingImage": IMAGE_URI,
+            "TrainingInputMode": "File",
             "MetricDefinitions": [{"Name": n, "Regex": r} for n, r in metric_definitions(entry.metric_names)],
         },
         "RoleArn": project.role,
-        "HyperParameters": {"episodes": "3", "seed": "7", "zip_env_name": '"builds/3DBall.zip"', "env_file": '"3DBall"',
-                            "build_folder": '"unity_build"'},
-        "InputDataConfig": [{"ChannelName": "env", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": f"s3://{project.bucket}/{BUILD_KEY}", "S3DataDistributionType": "FullyReplicated"}}}],
+        "HyperParameters": {
+            "episodes": "3",
+            "seed": "7",
+            "zip_env_name": '"builds/3DBall.zip"',
+            "env_file": '"3DBall"',
+            "build_folder": '"unity_build"',
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "env",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{project.bucket}/{BUILD_KEY}",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
         "OutputDataConfig": {"S3OutputPath": f"s3://{project.bucket}"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200},
         "EnableManagedSpotTraining": True,
-        "CheckpointConfig": {"S3Uri": f"s3://{project.bucket}/{BASE}/<job>/checkpoints", "LocalPath": "/opt/ml/checkpoints"},
+        "CheckpointConfig": {
+            "S3Uri": f"s3://{project.bucket}/{BASE}/<job>/checkpoints",
+            "LocalPath": "/opt/ml/checkpoints",
+        },
         "Environment": {"PYTHONUNBUFFERED": "1"},
     }
 
@@ -147,7 +182,11 @@ def test_request_runs_the_entry_point(submission, sdk_generation):
 def test_uploaded_code_is_src_without_caches(submission, sdk_generation):
     project, prefix = submission.project, f"{BASE}/{submission.job_name}/"
     if sdk_generation == "v2":
-        body = project.s3().get_object(Bucket=project.bucket, Key=f"{prefix}source/sourcedir.tar.gz")["Body"].read()
+        body = (
+            project.s3()
+            .get_object(Bucket=project.bucket, Key=f"{prefix}source/sourcedir.tar.gz")["Body"]
+            .read()
+        )
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
             files = {name for name in tar.getnames() if name.endswith(".py")}
     else:
@@ -158,8 +197,13 @@ def test_uploaded_code_is_src_without_caches(submission, sdk_generation):
 
 def test_printed_locations_match_the_request(submission):
     job, bucket = submission.job_name, submission.project.bucket
-    for text in (f"Training job:  {job}", f"s3://{bucket}/{job}/output/model.tar.gz",
-                 f"s3://{bucket}/{job}/output/output.tar.gz", f"logStreamNameFilter$3D{job}", f"#/jobs/{job}"):
+    for text in (
+        f"Training job:  {job}",
+        f"s3://{bucket}/{job}/output/model.tar.gz",
+        f"s3://{bucket}/{job}/output/output.tar.gz",
+        f"logStreamNameFilter$3D{job}",
+        f"#/jobs/{job}",
+    ):
         assert text in submission.stdout
 
 

@@ -42,7 +42,9 @@ def test_changed_file_is_uploaded_again(project, settings, build):
 
 
 def test_same_file_uploaded_by_another_tool_is_recognised_by_its_etag(project, settings, build):
-    project.s3().put_object(Bucket=project.bucket, Key=BUILD_KEY, Body=build.read_bytes())  # no checksum metadata
+    project.s3().put_object(
+        Bucket=project.bucket, Key=BUILD_KEY, Body=build.read_bytes()
+    )  # no checksum metadata
     head = project.s3().head_object(Bucket=project.bucket, Key=BUILD_KEY)
     assert head["ETag"].strip('"') == hashlib.md5(build.read_bytes()).hexdigest()
     assert api.upload_build(settings, build) is False

@@ -55,7 +55,14 @@ def settings_fields() -> list[tuple[str, str, str]]:
             default = re.sub(
                 r"field\(default_factory=(dict|list)\)", lambda m: "{}" if m[1] == "dict" else "[]", default
             )
-            comment = lines[node.lineno - 1].partition("  # ")[2].strip()
+            comment = next(
+                (
+                    lines[i].partition("  # ")[2].strip()
+                    for i in range(node.lineno - 1, node.end_lineno)
+                    if "  # " in lines[i]
+                ),
+                "",
+            )
             fields.append((node.target.id, default, comment))
     return fields
 
@@ -86,7 +93,7 @@ code as `python launch.py` on the command line, so the two always behave alike.
   made by `make notebook`, or a Python 3.11 venv with `pip install -r requirements/launcher.txt`
   (SageMaker SDK v3; with SDK v2 installed instead, the same settings go through its `Estimator`).
 * The training image is pushed to ECR (`make image`), and the S3 bucket exists.
-* Outside SageMaker, give an IAM role that SageMaker can assume (setting `role` below, or `$SAGEMAKER_ROLE_ARN`).
+* Outside SageMaker, give an IAM role that SageMaker can assume (`role` below, or `$SAGEMAKER_ROLE_ARN`).
 
 Your answers to the template (bucket, region, image, Unity build, instance type, entry point) live in
 `project.toml`; every setting left at `None` below is taken from there.""",

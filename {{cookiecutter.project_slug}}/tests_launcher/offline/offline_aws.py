@@ -49,7 +49,11 @@ def _record(guard_log: str, what: str) -> None:
 
 
 def _guard_sockets(guard_log: str) -> None:
-    real_getaddrinfo, real_connect, real_connect_ex = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
+    real_getaddrinfo, real_connect, real_connect_ex = (
+        socket.getaddrinfo,
+        socket.socket.connect,
+        socket.socket.connect_ex,
+    )
 
     def getaddrinfo(host, port, *args, **kwargs):
         if not is_local(host):
@@ -83,8 +87,10 @@ def patch_botocore(capture_file: str | None):
 
     def make_api_call(self, operation_name, api_params):
         if operation_name == "SimulatePrincipalPolicy":
-            results = [{"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": "allowed"}
-                       for action in api_params.get("ActionNames", [])]
+            results = [
+                {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": "allowed"}
+                for action in api_params.get("ActionNames", [])
+            ]
             return {"EvaluationResults": results, "IsTruncated": False}
         if operation_name != "CreateTrainingJob" or not capture_file:
             return real(self, operation_name, api_params)

@@ -1,0 +1,468 @@
+"""DQN in plain TensorFlow 2 for a Unity ML-Agents build: the example of writing your own training loop.
+
+Deep Q-learning (Mnih et al. 2015) as in CleanRL's dqn.py and Stable-Baselines3: a replay buffer, a
+target network, an epsilon-greedy schedule and a Huber loss, for discrete actions (several action
+branches become one Discrete with ``flatten_branched=True``). Everything is in this file: the
+Q-network is TensorFlow variables, acting is a NumPy forward pass of a copy of them (a TensorFlow call
+per step would cost more than the Unity round trip), and the gradient steps are one compiled
+``tf.function``. Continuous actions need ppo_trainer.py.
+
+    python src/tf_trainer.py --local --zip_env_name builds/3DBall.zip --env_file 3DBall \\
+        --additional_args "--action-type discrete"
+
+Results: the greedy policy as a SavedModel in model_dir/1 (``serving_default``: observations ->
+actions), metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpoints (with
+the replay buffer) in checkpoint_dir; a run resumes from the latest checkpoint there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+import numpy as np
+import tensorflow as tf
+from gym import spaces
+from tqdm import tqdm
+
+from trainer import ConfigError, Trainer
+from training_utils import (
+    load_latest_checkpoint,
+    open_parallel_envs,
+    plot_learning_curve,
+    restore_arrays,
+    save_checkpoint,
+    write_scalars,
+)
+
+logger = logging.getLogger("trainer")
+
+config = {
+    # The Unity build and environment (trainer.DEFAULT_CONFIG explains every key; for local runs
+    # project.toml's [unity_build] section wins over the first four).
+    "bucket": "",
+    "zip_env_name": "builds/3DBall.zip",
+    "build_folder": "unity_build",
+    "env_file": "3DBall",
+    "worker_id": 0,
+    "use_visual": False,
+    "use_uint8_visual": False,
+    "multiagent": True,  # sim: every agent of the build is a parallel env (more data per Unity step)
+    "flatten_branched": True,  # DQN needs one Discrete action: several branches become their product
+    "allow_multiple_visual_obs": False,
+    "no_graphics": True,
+    "additional_args": ["--action-type", "discrete", "--agents", "16"],  # sim: the simulated build's options
+    "seed": 0,
+    "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job, <run>/checkpoints locally
+    # DQN. Published defaults (Stable-Baselines3's DQN) unless marked "sim" (tuned for the simulated 3DBall).
+    "total_timesteps": 150_000,  # sim: agent steps over all envs
+    "num_envs": 1,  # Unity instances run in parallel, each on its own worker_id
+    "learning_rate": 5e-4,  # sim (SB3: 1e-4)
+    "buffer_size": 100_000,  # sim (SB3: 1_000_000); transitions kept for replay
+    "learning_starts": 1_000,  # sim (SB3: 100); random actions until the buffer holds this many
+    "batch_size": 128,  # sim (SB3: 32)
+    "gamma": 0.99,
+    "tau": 1.0,  # target network update: 1 = copy, < 1 = Polyak averaging
+    "train_frequency": 1,  # sim (SB3: 4); env steps (all envs at once) between training rounds
+    "gradient_steps": 1,  # gradient steps per training round
+    "target_update_interval": 2_000,  # sim (SB3: 10_000); agent steps between target network updates
+    "exploration_fraction": 0.2,  # sim (SB3: 0.1); share of total_timesteps over which epsilon decays
+    "exploration_initial_eps": 1.0,
+    "exploration_final_eps": 0.05,
+    "max_grad_norm": 10.0,
+    "hidden_sizes": [64, 64],  # ReLU layers of the Q-network
+    "checkpoint_frequency": 20_000,  # agent steps between checkpoints (also at the end and on SIGTERM)
+    "save_replay_buffer": True,  # in checkpoints, so a resumed run does not start from an empty buffer
+    "window": 100,  # episode_reward_mean is over the last `window` episodes
+}
+
+
+def check_config(c: dict) -> list[int]:
+    """Refuse values that cannot work before a player is started; return hidden_sizes as ints."""
+    for key in (
+        "total_timesteps",
+        "num_envs",
+        "learning_rate",
+        "buffer_size",
+        "batch_size",
+        "train_frequency",
+        "gradient_steps",
+        "target_update_interval",
+        "checkpoint_frequency",
+        "window",
+    ):
+        if not c[key] > 0:
+            raise ConfigError(f"{key}={c[key]!r} must be positive: set --{key} to a number above 0")
+    for key in ("gamma", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
+        if not 0 <= c[key] <= 1:
+            raise ConfigError(f"{key}={c[key]!r} must be between 0 and 1")
+    try:
+        hidden = [int(size) for size in c["hidden_sizes"]]
+    except (TypeError, ValueError):
+        hidden = []
+    if not hidden or min(hidden) < 1:
+        raise ConfigError(
+            f"hidden_sizes={c['hidden_sizes']!r} must be a list of positive layer sizes, e.g. [64, 64]"
+        )
+    return hidden
+
+
+def check_action_space(action_space) -> int:
+    """DQN picks one of n actions; say what to change for anything else."""
+    if isinstance(action_space, spaces.Discrete):
+        return int(action_space.n)
+    if isinstance(action_space, spaces.MultiDiscrete):
+        raise ConfigError(
+            f"flatten_branched={False}: the build has {len(action_space.nvec)} discrete action branches "
+            f"{list(action_space.nvec)}, and DQN needs one: set flatten_branched=True"
+        )
+    raise ConfigError(
+        f"DQN needs discrete actions, but the build's actions are {action_space} (continuous): "
+        "use ppo_trainer.py, or give the agent discrete actions (the simulated build: --action-type discrete)"
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# The Q-network: TensorFlow variables for learning, a NumPy copy for acting
+
+
+def glorot(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Glorot-uniform initial weights (Keras' default), from the trainer's seeded generator."""
+    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
+    if len(shape) == 4:  # a conv kernel: fans count the receptive field
+        fan_out = shape[-1] * shape[0] * shape[1]
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, shape).astype(np.float32)
+
+
+class QNetwork(tf.Module):
+    """Observations -> one Q-value per action: an optional CNN for images, then ReLU layers."""
+
+    def __init__(self, observation_space, num_actions: int, hidden: list[int], rng: np.random.Generator):
+        super().__init__()
+        self.visual = len(observation_space.shape) == 3
+        self.uint8 = observation_space.dtype == np.uint8
+        features = observation_space.shape[0] if not self.visual else 256
+        if self.visual:  # ML-Agents' "simple" visual encoder: conv 8x8/4 (16), conv 4x4/2 (32), dense 256
+            height, width, channels = observation_space.shape
+            if min(height, width) < 20:
+                raise ConfigError(
+                    f"the camera images are {height}x{width}; this CNN needs at least 20x20 pixels"
+                )
+            out = [((size - 8) // 4 + 1 - 4) // 2 + 1 for size in (height, width)]
+            self.kernels = [
+                tf.Variable(glorot(rng, (8, 8, channels, 16))),
+                tf.Variable(glorot(rng, (4, 4, 16, 32))),
+            ]
+            self.kernel_biases = [tf.Variable(tf.zeros(16)), tf.Variable(tf.zeros(32))]
+            self.dense = tf.Variable(glorot(rng, (out[0] * out[1] * 32, 256)))
+            self.dense_bias = tf.Variable(tf.zeros(256))
+        sizes = [features, *hidden, num_actions]
+        self.w = [tf.Variable(glorot(rng, (a, b))) for a, b in zip(sizes, sizes[1:])]
+        self.b = [tf.Variable(tf.zeros(b)) for b in sizes[1:]]
+
+    @tf.function
+    def encode(self, images):
+        """Images to features (the only TensorFlow call made while acting on a camera)."""
+        x = tf.cast(images, tf.float32) / 255.0 if self.uint8 else images
+        for kernel, bias, stride in zip(self.kernels, self.kernel_biases, (4, 2)):
+            x = tf.nn.relu(tf.nn.conv2d(x, kernel, stride, "VALID") + bias)
+        return tf.nn.relu(tf.reshape(x, [tf.shape(x)[0], -1]) @ self.dense + self.dense_bias)
+
+    def features(self, obs):
+        return self.encode(obs) if self.visual else obs
+
+    def __call__(self, obs):
+        x = self.features(obs)
+        for i, (w, b) in enumerate(zip(self.w, self.b)):
+            x = x @ w + b
+            x = tf.nn.relu(x) if i < len(self.w) - 1 else x
+        return x
+
+
+class NumpyQ:
+    """The Q-network's dense layers as NumPy arrays, re-copied after every training round."""
+
+    def __init__(self, q: QNetwork):
+        self.q = q
+        self.sync()
+
+    def sync(self) -> None:
+        self.layers = [(w.numpy(), b.numpy()) for w, b in zip(self.q.w, self.q.b)]
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        x = np.asarray(self.q.features(obs))
+        for w, b in self.layers[:-1]:
+            x = np.maximum(x @ w + b, 0.0)
+        return x @ self.layers[-1][0] + self.layers[-1][1]
+
+
+class ReplayBuffer:
+    """The last ``size`` transitions in NumPy arrays; next_obs is stored (simple, and right at episode ends)."""
+
+    def __init__(self, size: int, obs_shape: tuple[int, ...], obs_dtype):
+        self.obs = np.zeros((size, *obs_shape), obs_dtype)
+        self.next_obs = np.zeros_like(self.obs)
+        self.actions = np.zeros(size, np.int32)
+        self.rewards = np.zeros(size, np.float32)
+        self.terminated = np.zeros(
+            size, np.float32
+        )  # 1 only when the episode really ended (not cut by a step limit)
+        self.position, self.full = 0, False
+
+    def add(self, obs, next_obs, actions, rewards, terminated) -> None:
+        rows = (self.position + np.arange(len(obs))) % len(self.obs)
+        self.obs[rows], self.next_obs[rows], self.actions[rows] = obs, next_obs, actions
+        self.rewards[rows], self.terminated[rows] = rewards, terminated
+        self.full = self.full or self.position + len(obs) >= len(self.obs)
+        self.position = int(rows[-1] + 1) % len(self.obs)
+
+    def __len__(self) -> int:
+        return len(self.obs) if self.full else self.position
+
+    def sample(self, rng: np.random.Generator, count: int, batch_size: int) -> list[np.ndarray]:
+        """``count`` minibatches at once, each array shaped [count, batch_size, ...]."""
+        rows = rng.integers(0, len(self), (count, batch_size))
+        return [
+            self.obs[rows],
+            self.actions[rows],
+            self.rewards[rows],
+            self.next_obs[rows],
+            self.terminated[rows],
+        ]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "replay_obs": self.obs,
+            "replay_next_obs": self.next_obs,
+            "replay_actions": self.actions,
+            "replay_rewards": self.rewards,
+            "replay_terminated": self.terminated,
+            "replay_position": np.array([self.position, int(self.full)]),
+        }
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        if arrays["replay_obs"].shape != self.obs.shape:
+            raise ConfigError(
+                f"the checkpoint's replay buffer has shape {arrays['replay_obs'].shape}, not "
+                f"{self.obs.shape}: resume with the same buffer_size and observations"
+            )
+        self.obs, self.next_obs, self.actions = (
+            arrays["replay_obs"],
+            arrays["replay_next_obs"],
+            arrays["replay_actions"],
+        )
+        self.rewards, self.terminated = arrays["replay_rewards"], arrays["replay_terminated"]
+        self.position, self.full = int(arrays["replay_position"][0]), bool(arrays["replay_position"][1])
+
+
+# ----------------------------------------------------------------------------------------------
+# Learning: Adam and the TD loss, compiled
+
+
+class Adam(tf.Module):
+    """Adam written out, so its state is plain variables in the checkpoint."""
+
+    def __init__(self, variables, beta1=0.9, beta2=0.999, epsilon=1e-7):
+        super().__init__()
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.m = [tf.Variable(tf.zeros_like(v)) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v)) for v in variables]
+        self.t = tf.Variable(0.0)
+
+    def apply(self, gradients, variables, learning_rate):
+        self.t.assign_add(1.0)
+        step = learning_rate * tf.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        for g, var, m, v in zip(gradients, variables, self.m, self.v):
+            m.assign(self.beta1 * m + (1 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1 - self.beta2) * tf.square(g))
+            var.assign_sub(step * m / (tf.sqrt(v) + self.epsilon))
+
+
+class Learner(tf.Module):
+    def __init__(self, q: QNetwork, target: QNetwork, c: dict):
+        super().__init__()
+        self.q, self.target, self.c = q, target, c
+        self.optimizer = Adam(q.trainable_variables)
+
+    @tf.function(jit_compile=True)  # XLA fuses the small ops: several times faster than a plain graph
+    def train(self, obs, actions, rewards, next_obs, terminated):
+        """One gradient step per row of the [gradient_steps, batch, ...] inputs; mean loss and Q."""
+        totals = tf.zeros(2)
+        for i in tf.range(tf.shape(obs)[0]):
+            target = rewards[i] + self.c["gamma"] * (1 - terminated[i]) * tf.reduce_max(
+                self.target(next_obs[i]), axis=1
+            )
+            with tf.GradientTape() as tape:
+                q = tf.gather(self.q(obs[i]), actions[i], batch_dims=1)
+                loss = tf.reduce_mean(_huber(target - q))
+            gradients, _ = tf.clip_by_global_norm(
+                tape.gradient(loss, self.q.trainable_variables), self.c["max_grad_norm"]
+            )
+            self.optimizer.apply(gradients, self.q.trainable_variables, self.c["learning_rate"])
+            totals += tf.stack([loss, tf.reduce_mean(q)])
+        return totals / tf.cast(tf.shape(obs)[0], tf.float32)
+
+    @tf.function
+    def update_target(self):
+        for target, online in zip(self.target.variables, self.q.variables):
+            target.assign(self.c["tau"] * online + (1 - self.c["tau"]) * target)
+
+
+def _huber(error):
+    """Smooth L1 (SB3's DQN loss): quadratic near 0, linear beyond 1, so outliers do not dominate."""
+    absolute = tf.abs(error)
+    return tf.where(absolute < 1.0, 0.5 * tf.square(error), absolute - 0.5)
+
+
+class ExportedPolicy(tf.Module):
+    """The SavedModel: ``serving_default`` maps a batch of observations to greedy actions."""
+
+    def __init__(self, q: QNetwork, observation_space):
+        super().__init__()
+        self.q = q
+        spec = tf.TensorSpec([None, *observation_space.shape], observation_space.dtype, name="observations")
+        self.serve = tf.function(
+            lambda observations: {"actions": tf.argmax(q(observations), axis=1)}, input_signature=[spec]
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# The trainer
+
+
+class DQNTrainer(Trainer):
+    checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
+
+    def run(self) -> dict:
+        c = self.config
+        hidden = check_config(c)
+        envs = open_parallel_envs(self, self.download_unity_env(), c["num_envs"])
+        with envs:
+            num_actions = check_action_space(envs.action_space)
+            obs = envs.reset()
+            n, space = envs.num_envs, envs.observation_space
+            q, target = (
+                QNetwork(space, num_actions, hidden, self.rng),
+                QNetwork(space, num_actions, hidden, self.rng),
+            )
+            learner = Learner(
+                q, target, {k: float(c[k]) for k in ("gamma", "tau", "max_grad_norm", "learning_rate")}
+            )
+            for target_variable, variable in zip(target.variables, q.variables):
+                target_variable.assign(variable)
+            buffer = ReplayBuffer(c["buffer_size"], space.shape, space.dtype)
+            returns_window = deque(maxlen=c["window"])
+            global_step, state = self.restore(learner, buffer, returns_window)
+            act = NumpyQ(q)
+            writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
+
+            started, start_step, last_checkpoint, last_log = (
+                time.perf_counter(),
+                global_step,
+                global_step,
+                global_step,
+            )
+            last_target, env_steps, stats = global_step, 0, np.full(2, np.nan)
+            bar = tqdm(total=c["total_timesteps"], initial=global_step, unit="step", disable=not self.local)
+            while global_step < c["total_timesteps"] and not self.stop_requested:
+                # Epsilon falls linearly from initial to final over exploration_fraction of the run.
+                progress = global_step / (c["exploration_fraction"] * c["total_timesteps"] + 1e-9)
+                epsilon = c["exploration_initial_eps"] + min(progress, 1.0) * (
+                    c["exploration_final_eps"] - c["exploration_initial_eps"]
+                )
+                actions = self.rng.integers(0, num_actions, n)
+                if len(buffer) >= c["learning_starts"]:
+                    greedy = self.rng.random(n) >= epsilon
+                    if greedy.any():
+                        actions[greedy] = act(obs[greedy]).argmax(axis=1)
+                next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
+                stored_next = next_obs.copy()
+                for row, last in final_obs.items():  # after an episode ended, next_obs is the next episode's
+                    stored_next[row] = last
+                buffer.add(obs, stored_next, actions, rewards, terminated)
+                obs, global_step, env_steps = next_obs, global_step + n, env_steps + 1
+                bar.update(n)
+
+                if len(buffer) >= c["learning_starts"] and env_steps % c["train_frequency"] == 0:
+                    batch = buffer.sample(self.rng, c["gradient_steps"], c["batch_size"])
+                    stats = learner.train(*(tf.constant(a) for a in batch)).numpy()
+                    act.sync()
+                    if global_step - last_target >= c["target_update_interval"]:
+                        learner.update_target()
+                        last_target = global_step
+                returns_window.extend(r for r, _ in envs.pop_finished())
+                if global_step - last_log >= max(1000, n):  # one log line per ~1000 steps
+                    last_log = global_step
+                    metrics = dict(
+                        episode_reward_mean=np.mean(returns_window) if returns_window else np.nan,
+                        fps=(global_step - start_step) / (time.perf_counter() - started),
+                        loss=stats[0],
+                        q_values=stats[1],
+                        epsilon=epsilon,
+                    )
+                    with tqdm.external_write_mode():
+                        self.log_metrics(
+                            global_step,
+                            episode_reward_mean=metrics["episode_reward_mean"],
+                            fps=metrics["fps"],
+                            loss=stats[0],
+                            q_values=stats[1],
+                            epsilon=epsilon,
+                        )
+                    write_scalars(writer, global_step, metrics)
+                    bar.set_postfix(
+                        reward=f"{metrics['episode_reward_mean']:.2f}", fps=f"{metrics['fps']:.0f}"
+                    )
+                if global_step - last_checkpoint >= c["checkpoint_frequency"] or self.stop_requested:
+                    self.checkpoint(global_step, learner, buffer, returns_window)
+                    last_checkpoint = global_step
+            bar.close()
+            if global_step != last_checkpoint or not state:
+                self.checkpoint(global_step, learner, buffer, returns_window)
+        writer.close()
+        self.q_network = q  # for tests and notebooks: the trained network
+        export = ExportedPolicy(q, envs.observation_space)
+        tf.saved_model.save(export, str(self.model_dir / "1"), signatures={"serving_default": export.serve})
+        plot_learning_curve(
+            self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", f"DQN {self.run_name}"
+        )
+        summary = {
+            "total_steps": global_step,
+            "resumed_from": state.get("step"),
+            "stopped_early": self.stop_requested,
+            "episode_reward_mean": float(np.mean(returns_window)) if returns_window else None,
+            "config": c,
+        }
+        self.write_json("summary.json", summary)
+        return summary
+
+    # ---- checkpoints: networks, optimiser, replay buffer, step, RNG state, recent returns ---------
+
+    def checkpoint(self, step: int, learner: Learner, buffer: ReplayBuffer, returns_window) -> None:
+        arrays = {f"v{i}": v.numpy() for i, v in enumerate(learner.variables)}
+        if self.config["save_replay_buffer"]:
+            arrays.update(buffer.arrays())
+        state = {"rng": self.rng.bit_generator.state, "recent_returns": list(returns_window)}
+        logger.info(
+            "checkpoint at step %d: %s", step, save_checkpoint(self.checkpoint_dir, step, arrays, state)
+        )
+
+    def restore(self, learner: Learner, buffer: ReplayBuffer, returns_window) -> tuple[int, dict]:
+        found = load_latest_checkpoint(self.checkpoint_dir)
+        if found is None:
+            return 0, {}
+        arrays, state = found
+        saved = [arrays[f"v{i}"] for i in range(len(arrays)) if f"v{i}" in arrays]
+        restore_arrays(learner.variables, saved, "DQN agent", state["path"])
+        if "replay_obs" in arrays:
+            buffer.load(arrays)
+        self.rng.bit_generator.state = state["rng"]
+        returns_window.extend(state["recent_returns"])
+        logger.info("resuming from %s at step %d", state["path"], state["step"])
+        return state["step"], state
+
+
+if __name__ == "__main__":
+    DQNTrainer(config).run()

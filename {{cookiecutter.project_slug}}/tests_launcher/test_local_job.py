@@ -1,0 +1,96 @@
+"""`python launch.py --local-job`: the SDK's job runs here, and its results land where SageMaker's would."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+
+import pytest
+from conftest import BUILD_KEY, Offline, Project, make_project, offline_environment, run_launch
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class LocalJob:
+    project: Project
+    stdout: str
+    returncode: int
+    children: Offline
+
+    @property
+    def job_name(self) -> str:
+        return next(line.split()[2] for line in self.stdout.splitlines() if line.startswith("Training job:"))
+
+
+def local_job(folder, role_arn, container_python, sim_build_zip, *settings) -> LocalJob:
+    project = make_project(folder, role_arn)
+    project.s3().upload_file(str(sim_build_zip), project.bucket, BUILD_KEY)
+    children = offline_environment(folder / "children")
+    result = run_launch(
+        [
+            "--project-file",
+            str(project.file),
+            "--local-job",
+            "--container-python",
+            str(container_python),
+            "--work-dir",
+            str(folder / "jobs"),
+            "--set",
+            f"role={role_arn}",
+            *settings,
+        ],
+        children.env,
+    )
+    return LocalJob(project, result.stdout + result.stderr, result.returncode, children)
+
+
+@pytest.fixture(scope="module")
+def finished(moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path_factory) -> LocalJob:
+    job = local_job(
+        tmp_path_factory.mktemp("local-job"),
+        role_arn,
+        container_python,
+        sim_build_zip,
+        "--set",
+        "episodes=2",
+        "--set",
+        "max_episode_steps=30",
+    )
+    assert job.returncode == 0, job.stdout[-5000:]
+    return job
+
+
+def read_tar(project: Project, key: str) -> dict[str, bytes]:
+    body = project.s3().get_object(Bucket=project.bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+
+
+def test_local_job_sends_no_create_training_job(finished):
+    assert finished.children.requests() == []
+
+
+def test_local_job_leaves_model_and_output_under_the_job_prefix(finished):
+    keys = set(finished.project.keys(f"{finished.job_name}/"))
+    assert keys == {f"{finished.job_name}/output/model.tar.gz", f"{finished.job_name}/output/output.tar.gz"}
+
+
+def test_local_job_output_holds_the_runs_metrics(finished):
+    files = read_tar(finished.project, f"{finished.job_name}/output/output.tar.gz")
+    records = [json.loads(line) for line in files["metrics.jsonl"].decode().splitlines()]
+    assert [r["episode"] for r in records] == [1, 2]
+
+
+def test_local_job_stays_on_this_machine(finished):
+    assert finished.children.attempts() == []
+
+
+def test_failing_local_job_reports_the_failure_and_keeps_no_model(
+    moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path
+):
+    job = local_job(tmp_path, role_arn, container_python, sim_build_zip, "--set", "env_file=NoSuchPlayer")
+    assert job.returncode == 2 and f"error: local job {job.job_name} failed" in job.stdout
+    assert f"{job.job_name}/output/model.tar.gz" not in job.project.keys(job.job_name)
