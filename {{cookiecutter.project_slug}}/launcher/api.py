@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import sys
@@ -231,17 +232,18 @@ def _sdk(settings: Settings):
             f"sdk={settings.sdk!r} but SageMaker SDK {found} is installed: set sdk='auto' or install "
             f"{'requirements/launcher.txt' if settings.sdk == 'v3' else 'requirements/launcher-v2.txt'}"
         )
-    if found == "v2" and not _told_about_v2:
-        print(
-            "SageMaker SDK v2 is installed (deprecated): using its Estimator; "
-            "requirements/launcher.txt has v3",
-            file=sys.stderr,
-        )
-        globals()["_told_about_v2"] = True
+    if found == "v2":
+        _tell_about_v2()
     return _sdk_by_name(found)
 
 
-_told_about_v2 = False
+@functools.cache
+def _tell_about_v2() -> None:
+    """Once per session: v2 works, but is deprecated (the SDK's own warning is silenced in sdk_v2)."""
+    print(
+        "SageMaker SDK v2 is installed (deprecated): using its Estimator; requirements/launcher.txt has v3",
+        file=sys.stderr,
+    )
 
 
 def _sdk_by_name(name: str):

@@ -100,6 +100,7 @@ class Settings:
         """A few lines to show before submitting: what will run, where, and on what."""
         spot = f"spot, max wait {self.max_wait_seconds} s" if self.use_spot else "on-demand"
         how_build = "input channel" if self.build_input == "channel" else "S3 key the trainer downloads"
+        role = self.role or ("this notebook's execution role" if on_sagemaker() else "none")
         return "\n".join(
             [
                 f"Entry point:      src/{self.entry.name}",
@@ -109,7 +110,7 @@ class Settings:
                 f"max run {self.max_run_seconds} s",
                 f"Unity build:      s3://{self.build_bucket}/{self.build_key} ({how_build})",
                 f"Results:          s3://{self.bucket}/{self.base_job_name}-<YYYYmmddHHMMSS>/",
-                f"Role:             {self.role or ('this notebook execution role' if on_sagemaker() else 'none')}",
+                f"Role:             {role}",
                 f"Region, SDK:      {self.region}, SageMaker SDK {self.sdk}",
             ]
         )
@@ -163,8 +164,10 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
 
 def check_image_uri(uri: str, region: str) -> str:
     """A private ECR image in the job's region: the only kind a SageMaker training job can pull."""
-    found = ECR_IMAGE.match(uri or "")
     expected = "<12-digit account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]"
+    if not isinstance(uri, str):
+        raise LaunchError(f"image_uri={uri!r} must be text: {expected}")
+    found = ECR_IMAGE.match(uri)
     if found is None:
         if "public.ecr.aws" in uri or ".dkr.ecr." not in uri:
             raise LaunchError(

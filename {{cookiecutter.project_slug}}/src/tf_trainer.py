@@ -17,7 +17,6 @@ the replay buffer) in checkpoint_dir; a run resumes from the latest checkpoint t
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 
@@ -28,15 +27,17 @@ from tqdm import tqdm
 
 from trainer import ConfigError, Trainer
 from training_utils import (
-    load_latest_checkpoint,
+    Adam,
+    ConvEncoder,
+    check_hyperparameters,
+    export_policy,
     open_parallel_envs,
+    orthogonal,
     plot_learning_curve,
-    restore_arrays,
-    save_checkpoint,
-    write_scalars,
+    report,
+    restore_training_state,
+    save_training_state,
 )
-
-logger = logging.getLogger("trainer")
 
 config = {
     # The Unity build and environment (trainer.DEFAULT_CONFIG explains every key; for local runs
@@ -78,34 +79,9 @@ config = {
 }
 
 
-def check_config(c: dict) -> list[int]:
-    """Refuse values that cannot work before a player is started; return hidden_sizes as ints."""
-    for key in (
-        "total_timesteps",
-        "num_envs",
-        "learning_rate",
-        "buffer_size",
-        "batch_size",
-        "train_frequency",
-        "gradient_steps",
-        "target_update_interval",
-        "checkpoint_frequency",
-        "window",
-    ):
-        if not c[key] > 0:
-            raise ConfigError(f"{key}={c[key]!r} must be positive: set --{key} to a number above 0")
-    for key in ("gamma", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps"):
-        if not 0 <= c[key] <= 1:
-            raise ConfigError(f"{key}={c[key]!r} must be between 0 and 1")
-    try:
-        hidden = [int(size) for size in c["hidden_sizes"]]
-    except (TypeError, ValueError):
-        hidden = []
-    if not hidden or min(hidden) < 1:
-        raise ConfigError(
-            f"hidden_sizes={c['hidden_sizes']!r} must be a list of positive layer sizes, e.g. [64, 64]"
-        )
-    return hidden
+POSITIVE = ("total_timesteps", "num_envs", "learning_rate", "buffer_size", "batch_size", "train_frequency")
+POSITIVE += ("gradient_steps", "target_update_interval", "checkpoint_frequency", "window")
+UNIT = ("gamma", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
 
 
 def check_action_space(action_space) -> int:
@@ -127,57 +103,29 @@ def check_action_space(action_space) -> int:
 # The Q-network: TensorFlow variables for learning, a NumPy copy for acting
 
 
-def glorot(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Glorot-uniform initial weights (Keras' default), from the trainer's seeded generator."""
-    fan_in, fan_out = int(np.prod(shape[:-1])), shape[-1]
-    if len(shape) == 4:  # a conv kernel: fans count the receptive field
-        fan_out = shape[-1] * shape[0] * shape[1]
-    limit = np.sqrt(6.0 / (fan_in + fan_out))
-    return rng.uniform(-limit, limit, shape).astype(np.float32)
-
-
 class QNetwork(tf.Module):
-    """Observations -> one Q-value per action: an optional CNN for images, then ReLU layers."""
+    """Observations -> one Q-value per action: a CNN for images, then ReLU layers (as SB3's DQN)."""
 
     def __init__(self, observation_space, num_actions: int, hidden: list[int], rng: np.random.Generator):
         super().__init__()
         self.visual = len(observation_space.shape) == 3
-        self.uint8 = observation_space.dtype == np.uint8
-        features = observation_space.shape[0] if not self.visual else 256
-        if self.visual:  # ML-Agents' "simple" visual encoder: conv 8x8/4 (16), conv 4x4/2 (32), dense 256
-            height, width, channels = observation_space.shape
-            if min(height, width) < 20:
-                raise ConfigError(
-                    f"the camera images are {height}x{width}; this CNN needs at least 20x20 pixels"
-                )
-            out = [((size - 8) // 4 + 1 - 4) // 2 + 1 for size in (height, width)]
-            self.kernels = [
-                tf.Variable(glorot(rng, (8, 8, channels, 16))),
-                tf.Variable(glorot(rng, (4, 4, 16, 32))),
-            ]
-            self.kernel_biases = [tf.Variable(tf.zeros(16)), tf.Variable(tf.zeros(32))]
-            self.dense = tf.Variable(glorot(rng, (out[0] * out[1] * 32, 256)))
-            self.dense_bias = tf.Variable(tf.zeros(256))
-        sizes = [features, *hidden, num_actions]
-        self.w = [tf.Variable(glorot(rng, (a, b))) for a, b in zip(sizes, sizes[1:])]
+        uint8 = observation_space.dtype == np.uint8
+        self.encoder = ConvEncoder(observation_space.shape, uint8, rng) if self.visual else None
+        sizes = [ConvEncoder.size if self.visual else observation_space.shape[0], *hidden, num_actions]
+        gains = [np.sqrt(2.0)] * len(hidden) + [1.0]
+        self.w = [
+            tf.Variable(orthogonal(rng, (a, b), g))
+            for a, b, g in zip(sizes[:-1], sizes[1:], gains, strict=True)
+        ]
         self.b = [tf.Variable(tf.zeros(b)) for b in sizes[1:]]
 
-    @tf.function
-    def encode(self, images):
-        """Images to features (the only TensorFlow call made while acting on a camera)."""
-        x = tf.cast(images, tf.float32) / 255.0 if self.uint8 else images
-        for kernel, bias, stride in zip(self.kernels, self.kernel_biases, (4, 2)):
-            x = tf.nn.relu(tf.nn.conv2d(x, kernel, stride, "VALID") + bias)
-        return tf.nn.relu(tf.reshape(x, [tf.shape(x)[0], -1]) @ self.dense + self.dense_bias)
-
     def features(self, obs):
-        return self.encode(obs) if self.visual else obs
+        return self.encoder(obs) if self.visual else obs
 
     def __call__(self, obs):
         x = self.features(obs)
-        for i, (w, b) in enumerate(zip(self.w, self.b)):
-            x = x @ w + b
-            x = tf.nn.relu(x) if i < len(self.w) - 1 else x
+        for i, (w, b) in enumerate(zip(self.w, self.b, strict=True)):
+            x = x @ w + b if i == len(self.w) - 1 else tf.nn.relu(x @ w + b)
         return x
 
 
@@ -189,7 +137,7 @@ class NumpyQ:
         self.sync()
 
     def sync(self) -> None:
-        self.layers = [(w.numpy(), b.numpy()) for w, b in zip(self.q.w, self.q.b)]
+        self.layers = [(w.numpy(), b.numpy()) for w, b in zip(self.q.w, self.q.b, strict=True)]
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         x = np.asarray(self.q.features(obs))
@@ -199,7 +147,7 @@ class NumpyQ:
 
 
 class ReplayBuffer:
-    """The last ``size`` transitions in NumPy arrays; next_obs is stored (simple, and right at episode ends)."""
+    """The last ``size`` transitions in NumPy arrays (next_obs stored: simple, and right at episode ends)."""
 
     def __init__(self, size: int, obs_shape: tuple[int, ...], obs_dtype):
         self.obs = np.zeros((size, *obs_shape), obs_dtype)
@@ -261,30 +209,11 @@ class ReplayBuffer:
 # Learning: Adam and the TD loss, compiled
 
 
-class Adam(tf.Module):
-    """Adam written out, so its state is plain variables in the checkpoint."""
-
-    def __init__(self, variables, beta1=0.9, beta2=0.999, epsilon=1e-7):
-        super().__init__()
-        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
-        self.m = [tf.Variable(tf.zeros_like(v)) for v in variables]
-        self.v = [tf.Variable(tf.zeros_like(v)) for v in variables]
-        self.t = tf.Variable(0.0)
-
-    def apply(self, gradients, variables, learning_rate):
-        self.t.assign_add(1.0)
-        step = learning_rate * tf.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
-        for g, var, m, v in zip(gradients, variables, self.m, self.v):
-            m.assign(self.beta1 * m + (1 - self.beta1) * g)
-            v.assign(self.beta2 * v + (1 - self.beta2) * tf.square(g))
-            var.assign_sub(step * m / (tf.sqrt(v) + self.epsilon))
-
-
 class Learner(tf.Module):
     def __init__(self, q: QNetwork, target: QNetwork, c: dict):
         super().__init__()
         self.q, self.target, self.c = q, target, c
-        self.optimizer = Adam(q.trainable_variables)
+        self.optimizer = Adam(q.trainable_variables, epsilon=1e-7)  # Keras' and TF1's epsilon
 
     @tf.function(jit_compile=True)  # XLA fuses the small ops: several times faster than a plain graph
     def train(self, obs, actions, rewards, next_obs, terminated):
@@ -304,28 +233,16 @@ class Learner(tf.Module):
             totals += tf.stack([loss, tf.reduce_mean(q)])
         return totals / tf.cast(tf.shape(obs)[0], tf.float32)
 
-    @tf.function
-    def update_target(self):
-        for target, online in zip(self.target.variables, self.q.variables):
-            target.assign(self.c["tau"] * online + (1 - self.c["tau"]) * target)
+    def update_target(self, tau: float) -> None:
+        """Copy (tau=1) or move the target network towards the online one (Polyak averaging)."""
+        for target, online in zip(self.target.variables, self.q.variables, strict=True):
+            target.assign(tau * online + (1 - tau) * target)
 
 
 def _huber(error):
     """Smooth L1 (SB3's DQN loss): quadratic near 0, linear beyond 1, so outliers do not dominate."""
     absolute = tf.abs(error)
     return tf.where(absolute < 1.0, 0.5 * tf.square(error), absolute - 0.5)
-
-
-class ExportedPolicy(tf.Module):
-    """The SavedModel: ``serving_default`` maps a batch of observations to greedy actions."""
-
-    def __init__(self, q: QNetwork, observation_space):
-        super().__init__()
-        self.q = q
-        spec = tf.TensorSpec([None, *observation_space.shape], observation_space.dtype, name="observations")
-        self.serve = tf.function(
-            lambda observations: {"actions": tf.argmax(q(observations), axis=1)}, input_signature=[spec]
-        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,49 +254,45 @@ class DQNTrainer(Trainer):
 
     def run(self) -> dict:
         c = self.config
-        hidden = check_config(c)
+        hidden = check_hyperparameters(c, POSITIVE, UNIT)
         envs = open_parallel_envs(self, self.download_unity_env(), c["num_envs"])
         with envs:
             num_actions = check_action_space(envs.action_space)
             obs = envs.reset()
             n, space = envs.num_envs, envs.observation_space
-            q, target = (
-                QNetwork(space, num_actions, hidden, self.rng),
-                QNetwork(space, num_actions, hidden, self.rng),
-            )
+            q, target = (QNetwork(space, num_actions, hidden, self.rng) for _ in range(2))
             learner = Learner(
                 q, target, {k: float(c[k]) for k in ("gamma", "tau", "max_grad_norm", "learning_rate")}
             )
-            for target_variable, variable in zip(target.variables, q.variables):
-                target_variable.assign(variable)
+            learner.update_target(tau=1.0)
             buffer = ReplayBuffer(c["buffer_size"], space.shape, space.dtype)
-            returns_window = deque(maxlen=c["window"])
-            global_step, state = self.restore(learner, buffer, returns_window)
-            act = NumpyQ(q)
-            writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
+            global_step, arrays, state = restore_training_state(self, learner, "DQN agent")
+            if "replay_obs" in arrays:
+                buffer.load(arrays)
+            recent_returns = deque(state.get("recent_returns", []), maxlen=c["window"])
+            greedy_q = NumpyQ(q)
 
-            started, start_step, last_checkpoint, last_log = (
-                time.perf_counter(),
-                global_step,
-                global_step,
-                global_step,
-            )
-            last_target, env_steps, stats = global_step, 0, np.full(2, np.nan)
+            def checkpoint():
+                extra = buffer.arrays() if c["save_replay_buffer"] else {}
+                save_training_state(self, global_step, learner, extra, recent_returns)
+
+            writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
             bar = tqdm(total=c["total_timesteps"], initial=global_step, unit="step", disable=not self.local)
+            started, start_step, last_checkpoint = time.perf_counter(), global_step, global_step
+            last_log, last_target, env_steps, stats = global_step, global_step, 0, np.full(2, np.nan)
             while global_step < c["total_timesteps"] and not self.stop_requested:
                 # Epsilon falls linearly from initial to final over exploration_fraction of the run.
-                progress = global_step / (c["exploration_fraction"] * c["total_timesteps"] + 1e-9)
-                epsilon = c["exploration_initial_eps"] + min(progress, 1.0) * (
+                progress = min(1.0, global_step / (c["exploration_fraction"] * c["total_timesteps"] + 1e-9))
+                epsilon = c["exploration_initial_eps"] + progress * (
                     c["exploration_final_eps"] - c["exploration_initial_eps"]
                 )
                 actions = self.rng.integers(0, num_actions, n)
-                if len(buffer) >= c["learning_starts"]:
-                    greedy = self.rng.random(n) >= epsilon
-                    if greedy.any():
-                        actions[greedy] = act(obs[greedy]).argmax(axis=1)
+                greedy = self.rng.random(n) >= epsilon
+                if len(buffer) >= c["learning_starts"] and greedy.any():
+                    actions[greedy] = greedy_q(obs[greedy]).argmax(axis=1)
                 next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
                 stored_next = next_obs.copy()
-                for row, last in final_obs.items():  # after an episode ended, next_obs is the next episode's
+                for row, last in final_obs.items():  # after an episode ends, next_obs is the next episode's
                     stored_next[row] = last
                 buffer.add(obs, stored_next, actions, rewards, terminated)
                 obs, global_step, env_steps = next_obs, global_step + n, env_steps + 1
@@ -388,80 +301,45 @@ class DQNTrainer(Trainer):
                 if len(buffer) >= c["learning_starts"] and env_steps % c["train_frequency"] == 0:
                     batch = buffer.sample(self.rng, c["gradient_steps"], c["batch_size"])
                     stats = learner.train(*(tf.constant(a) for a in batch)).numpy()
-                    act.sync()
+                    greedy_q.sync()
                     if global_step - last_target >= c["target_update_interval"]:
-                        learner.update_target()
+                        learner.update_target(tau=c["tau"])
                         last_target = global_step
-                returns_window.extend(r for r, _ in envs.pop_finished())
-                if global_step - last_log >= max(1000, n):  # one log line per ~1000 steps
+                recent_returns.extend(episode_return for episode_return, _ in envs.pop_finished())
+                if global_step - last_log >= 1000:  # a line per ~1000 steps, not per step
                     last_log = global_step
-                    metrics = dict(
-                        episode_reward_mean=np.mean(returns_window) if returns_window else np.nan,
-                        fps=(global_step - start_step) / (time.perf_counter() - started),
-                        loss=stats[0],
-                        q_values=stats[1],
-                        epsilon=epsilon,
-                    )
                     with tqdm.external_write_mode():
-                        self.log_metrics(
+                        line = self.log_metrics(
                             global_step,
-                            episode_reward_mean=metrics["episode_reward_mean"],
-                            fps=metrics["fps"],
+                            episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
+                            fps=(global_step - start_step) / (time.perf_counter() - started),
                             loss=stats[0],
                             q_values=stats[1],
                             epsilon=epsilon,
+                            replay_size=len(buffer),
                         )
-                    write_scalars(writer, global_step, metrics)
-                    bar.set_postfix(
-                        reward=f"{metrics['episode_reward_mean']:.2f}", fps=f"{metrics['fps']:.0f}"
-                    )
+                    report(writer, bar, line)
                 if global_step - last_checkpoint >= c["checkpoint_frequency"] or self.stop_requested:
-                    self.checkpoint(global_step, learner, buffer, returns_window)
+                    checkpoint()
                     last_checkpoint = global_step
             bar.close()
+            writer.close()
             if global_step != last_checkpoint or not state:
-                self.checkpoint(global_step, learner, buffer, returns_window)
-        writer.close()
-        self.q_network = q  # for tests and notebooks: the trained network
-        export = ExportedPolicy(q, envs.observation_space)
-        tf.saved_model.save(export, str(self.model_dir / "1"), signatures={"serving_default": export.serve})
-        plot_learning_curve(
-            self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", f"DQN {self.run_name}"
-        )
+                checkpoint()
+
+        self.q_network = q  # for tests and notebooks
+        export_policy(self.model_dir / "1", lambda x: tf.argmax(q(x), axis=1), envs.observation_space, q)
+        plot_learning_curve(self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", "DQN")
         summary = {
             "total_steps": global_step,
             "resumed_from": state.get("step"),
             "stopped_early": self.stop_requested,
-            "episode_reward_mean": float(np.mean(returns_window)) if returns_window else None,
+            "episode_reward_mean": float(np.mean(recent_returns)) if recent_returns else None,
+            "replay_size": len(buffer),
             "config": c,
         }
         self.write_json("summary.json", summary)
         return summary
-
-    # ---- checkpoints: networks, optimiser, replay buffer, step, RNG state, recent returns ---------
-
-    def checkpoint(self, step: int, learner: Learner, buffer: ReplayBuffer, returns_window) -> None:
-        arrays = {f"v{i}": v.numpy() for i, v in enumerate(learner.variables)}
-        if self.config["save_replay_buffer"]:
-            arrays.update(buffer.arrays())
-        state = {"rng": self.rng.bit_generator.state, "recent_returns": list(returns_window)}
-        logger.info(
-            "checkpoint at step %d: %s", step, save_checkpoint(self.checkpoint_dir, step, arrays, state)
-        )
-
-    def restore(self, learner: Learner, buffer: ReplayBuffer, returns_window) -> tuple[int, dict]:
-        found = load_latest_checkpoint(self.checkpoint_dir)
-        if found is None:
-            return 0, {}
-        arrays, state = found
-        saved = [arrays[f"v{i}"] for i in range(len(arrays)) if f"v{i}" in arrays]
-        restore_arrays(learner.variables, saved, "DQN agent", state["path"])
-        if "replay_obs" in arrays:
-            buffer.load(arrays)
-        self.rng.bit_generator.state = state["rng"]
-        returns_window.extend(state["recent_returns"])
-        logger.info("resuming from %s at step %d", state["path"], state["step"])
-        return state["step"], state
 
 
 if __name__ == "__main__":

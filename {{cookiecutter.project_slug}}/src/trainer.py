@@ -210,6 +210,9 @@ class Trainer(ABC):
         """The low-level ``UnityEnvironment`` (for several behaviours or your own wrapper)."""
         c = self.config
         _check_launchable(str(unity_file))
+        # The simulated build (unity_sim/) is a Python program; by default it runs on this
+        # interpreter, which has its packages. A real Unity build ignores the variable.
+        os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
         first = self.config["worker_id"]
         for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
             port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
@@ -419,9 +422,12 @@ def _guarded(run: Callable) -> Callable:
         try:
             with self._signals_handled():
                 try:
-                    return run(self, *args, **kwargs)
+                    result = run(self, *args, **kwargs)
                 finally:
                     self.close_env()
+            if self.local and self._run_dir is not None:
+                logger.info("results in %s", self._run_dir)
+            return result
         except TrainingStopped as stop:
             logger.warning("%s: Unity closed, exiting", stop)
             if stop.signum == signal.SIGINT:

@@ -4,15 +4,19 @@ An algorithm file should read top to bottom as the algorithm; what is not the al
 
 * ``open_parallel_envs``: ``num_envs`` Unity instances (each with one or, with ``multiagent``, several
   agents) as one batch of parallel envs, stepped concurrently, with episode statistics;
-* ``save_checkpoint`` / ``load_latest_checkpoint``: arrays + JSON state, written whole or not at all;
+* ``check_hyperparameters``: the common range checks, with errors naming the key and the value;
+* ``orthogonal``, ``ConvEncoder``, ``Adam``: network building blocks whose state is plain variables;
+* ``save_training_state`` / ``restore_training_state``: checkpoints of variables, extra arrays, the
+  step, the RNG state and recent returns, written whole or not at all;
+* ``report``: a logged metrics line to TensorBoard scalars and the progress bar;
+* ``export_policy``: the SavedModel with a ``serving_default`` signature;
 * ``plot_learning_curve``: metrics.jsonl to a PNG (matplotlib's Agg backend, no display needed).
-
-No TensorFlow here: the trainers convert their variables to NumPy arrays themselves.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Mapping
@@ -20,7 +24,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 from gym import spaces
+
+from trainer import ConfigError
 
 CHECKPOINT_PREFIX = "checkpoint-"
 
@@ -165,13 +172,90 @@ def _step_many(env, actions: np.ndarray):
 
 
 # ----------------------------------------------------------------------------------------------
+# Hyperparameters and network building blocks
+
+
+def check_hyperparameters(c: Mapping, positive: tuple[str, ...], unit: tuple[str, ...]) -> list[int]:
+    """Refuse values that cannot work before a player is started; return ``hidden_sizes`` as ints."""
+    for key in positive:
+        if not c[key] > 0:
+            raise ConfigError(f"{key}={c[key]!r} must be positive: set {key} to a number above 0")
+    for key in unit:
+        if not 0 <= c[key] <= 1:
+            raise ConfigError(f"{key}={c[key]!r} must be between 0 and 1")
+    try:
+        hidden = [int(size) for size in c["hidden_sizes"]]
+    except (TypeError, ValueError):
+        hidden = []
+    if not hidden or min(hidden) < 1:
+        raise ConfigError(
+            f"hidden_sizes={c['hidden_sizes']!r} must be a list of positive layer sizes, e.g. [64, 64]"
+        )
+    return hidden
+
+
+def orthogonal(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
+    """Orthogonal initial weights (as in CleanRL and SB3), drawn from the trainer's seeded generator,
+    so a seed fixes the whole run without TensorFlow's own random state."""
+    rows, cols = int(np.prod(shape[:-1])), shape[-1]
+    q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+    q *= np.sign(np.diag(r))
+    q = q if rows >= cols else q.T
+    return (gain * q[:rows, :cols]).reshape(shape).astype(np.float32)
+
+
+class ConvEncoder(tf.Module):
+    """Camera images to 256 features: ML-Agents' "simple" encoder (conv 8x8/4 16, conv 4x4/2 32, dense)."""
+
+    size = 256
+
+    def __init__(self, shape: tuple[int, int, int], uint8: bool, rng: np.random.Generator):
+        super().__init__()
+        height, width, channels = shape
+        if min(height, width) < 20:
+            raise ConfigError(f"the camera images are {height}x{width}; this CNN needs at least 20x20 pixels")
+        out = [((size - 8) // 4 + 1 - 4) // 2 + 1 for size in (height, width)]
+        self.uint8 = uint8
+        self.k1 = tf.Variable(orthogonal(rng, (8, 8, channels, 16), np.sqrt(2)))
+        self.k2 = tf.Variable(orthogonal(rng, (4, 4, 16, 32), np.sqrt(2)))
+        self.w = tf.Variable(orthogonal(rng, (out[0] * out[1] * 32, self.size), np.sqrt(2)))
+        self.b1, self.b2, self.b = (tf.Variable(tf.zeros(size)) for size in (16, 32, self.size))
+
+    @tf.function
+    def __call__(self, images):
+        x = tf.cast(images, tf.float32) / 255.0 if self.uint8 else images
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k1, 4, "VALID") + self.b1)
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k2, 2, "VALID") + self.b2)
+        return tf.nn.relu(tf.reshape(x, [tf.shape(x)[0], -1]) @ self.w + self.b)
+
+
+class Adam(tf.Module):
+    """Adam written out, so its state is plain variables that a checkpoint saves with the networks."""
+
+    def __init__(self, variables, epsilon: float, beta1: float = 0.9, beta2: float = 0.999):
+        super().__init__()
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.m = [tf.Variable(tf.zeros_like(v)) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v)) for v in variables]
+        self.t = tf.Variable(0.0)
+
+    def apply(self, gradients, variables, learning_rate) -> None:
+        self.t.assign_add(1.0)
+        step = learning_rate * tf.sqrt(1 - self.beta2**self.t) / (1 - self.beta1**self.t)
+        for g, var, m, v in zip(gradients, variables, self.m, self.v, strict=True):
+            m.assign(self.beta1 * m + (1 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1 - self.beta2) * tf.square(g))
+            var.assign_sub(step * m / (tf.sqrt(v) + self.epsilon))
+
+
+# ----------------------------------------------------------------------------------------------
 # Checkpoints
 
 
 def save_checkpoint(
     folder: Path, step: int, arrays: Mapping[str, np.ndarray], state: Mapping, keep: int = 2
 ) -> Path:
-    """Write ``folder/checkpoint-<step>/`` (arrays.npz + state.json) whole or not at all; keep the last ``keep``.
+    """Write ``folder/checkpoint-<step>/`` (arrays.npz, state.json) whole or not at all; keep the last ``keep``.
 
     Written to a hidden folder first and renamed, so a kill while saving leaves the previous checkpoint
     as the latest. In a job ``folder`` is /opt/ml/checkpoints, which SageMaker copies to S3 and back
@@ -229,8 +313,58 @@ def restore_arrays(target: list, saved: list[np.ndarray], what: str, path: str) 
         variable.assign(value)
 
 
+def save_training_state(trainer, step: int, module: tf.Module, arrays: Mapping, recent_returns) -> Path:
+    """Checkpoint ``module``'s variables (networks, optimiser), ``arrays`` (normaliser, replay buffer),
+    the step, the trainer's RNG state and recent episode returns, in ``trainer.checkpoint_dir``."""
+    saved = {f"v{i}": v.numpy() for i, v in enumerate(module.variables)}
+    state = {"rng": trainer.rng.bit_generator.state, "recent_returns": list(recent_returns)}
+    path = save_checkpoint(trainer.checkpoint_dir, step, {**saved, **arrays}, state)
+    logging.getLogger("trainer").info("checkpoint at step %d: %s", step, path)
+    return path
+
+
+def restore_training_state(trainer, module: tf.Module, what: str) -> tuple[int, dict, dict]:
+    """Load the latest checkpoint into ``module`` and the trainer's RNG: ``(step, arrays, state)``,
+    or ``(0, {}, {})`` when ``checkpoint_dir`` has none (a fresh start)."""
+    found = load_latest_checkpoint(trainer.checkpoint_dir)
+    if found is None:
+        return 0, {}, {}
+    arrays, state = found
+    saved = [arrays[f"v{i}"] for i in range(len(arrays)) if f"v{i}" in arrays]
+    restore_arrays(module.variables, saved, what, state["path"])
+    trainer.rng.bit_generator.state = state["rng"]
+    logging.getLogger("trainer").info("resuming from %s at step %d", state["path"], state["step"])
+    return int(state["step"]), arrays, state
+
+
 # ----------------------------------------------------------------------------------------------
-# Learning curve
+# Reporting and results
+
+
+def report(writer, bar, line: str) -> None:
+    """Send a ``step=... key=value`` line from ``Trainer.log_metrics`` to TensorBoard and the progress bar."""
+    values = dict(pair.split("=", 1) for pair in line.split())
+    step = int(values.pop("step"))
+    metrics = {key: float(value) for key, value in values.items()}
+    write_scalars(writer, step, metrics)
+    bar.set_postfix(
+        reward=f"{metrics.get('episode_reward_mean', float('nan')):.2f}", fps=f"{metrics['fps']:.0f}"
+    )
+
+
+def export_policy(folder: Path, act, observation_space, owner: tf.Module) -> Path:
+    """Save ``act`` (a batch of observations -> actions) as a SavedModel with a ``serving_default``
+    signature taking one input, ``observations``, and returning ``{"actions": ...}``.
+
+    ``folder`` is model_dir/1: TensorFlow Serving (and SageMaker's TensorFlow serving containers)
+    expect a numbered version folder.
+    """
+    module = tf.Module()
+    module.owner = owner  # tracks the variables ``act`` reads
+    spec = tf.TensorSpec([None, *observation_space.shape], observation_space.dtype, name="observations")
+    module.serve = tf.function(lambda observations: {"actions": act(observations)}, input_signature=[spec])
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    return Path(folder)
 
 
 def plot_learning_curve(
@@ -263,7 +397,6 @@ def plot_learning_curve(
 def write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
     """TensorBoard scalars through TensorFlow's own summary op: the ``tensorboard`` package (which
     tf.summary.scalar needs, and tensorflow-cpu no longer installs) is only needed to view them."""
-    import tensorflow as tf
     from tensorflow.core.framework.summary_pb2 import SummaryMetadata
 
     metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
