@@ -193,15 +193,36 @@ def run_local_job(
     return job
 
 
-def fetch_results(job: SubmittedJob | str, region: str | None = None, dest: str | Path | None = None):
-    """Download and extract the job's model and output (results/<job-name>/); None while it still runs."""
+def fetch_results(
+    job: SubmittedJob | str,
+    region: str | None = None,
+    dest: str | Path | None = None,
+    bucket: str | None = None,
+):
+    """Download and extract the job's model and output (results/<job-name>/); None while it still runs.
+
+    ``job`` is what submit/attach/run_local_job returned, or a job name with its ``region``; a
+    name SageMaker does not know is looked for in ``bucket`` (a job run with --local-job).
+    """
     name = job if isinstance(job, str) else job.job_name
     region = region or (job.region if isinstance(job, SubmittedJob) else None)
     if not region:
         raise LaunchError("fetch_results: give the region of the job (or the job returned by submit)")
     session = aws.session(region)
     aws.check_credentials(session)
-    return results.fetch_results(session, name, dest or RESULTS_DIR)
+    local_output = (
+        job.s3_prefix.rstrip("/").rsplit("/", 1)[0] if isinstance(job, SubmittedJob) and job.local else None
+    )
+    try:
+        return results.fetch_results(session, name, dest or RESULTS_DIR, local_output)
+    except LaunchError as unknown:
+        if not bucket or local_output:
+            raise
+        try:
+            aws.check_object(session, bucket, f"{name}/output/model.tar.gz", setting="job_name")
+        except LaunchError:
+            raise unknown from None
+        return results.fetch_results(session, name, dest or RESULTS_DIR, f"s3://{bucket}")
 
 
 plot_learning_curve = results.plot_learning_curve

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from launcher import api
 from launcher.entry_points import load_entry_point
-from launcher.errors import LaunchError
+from launcher.errors import JobFailed, LaunchError
 from launcher.project import SOURCE_DIR, read_project
 from launcher.settings import SETTING_NAMES, parse_assignment, split_assignments
 
@@ -23,7 +23,8 @@ or a config key of the entry point (a hyperparameter; write hp.KEY=VALUE if a na
 Examples:
   python launch.py --dry-run --set episodes=20
   python launch.py --wait --set instance_type=ml.c5.4xlarge --set use_spot=true
-  python launch.py --local-job --container-python .venv/bin/python
+  python launch.py --local-job --container-python .venv/bin/python   # SDK v2: + requirements/image.txt
+  python launch.py --fetch-results <job-name>
 """
 
 
@@ -69,6 +70,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="--local-job: where the job's /opt/ml folders go (default: runs/local-jobs)",
     )
+    p.add_argument(
+        "--results-dir", metavar="DIR", help="--fetch-results: where to put them (default: results)"
+    )
     p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
     return p
 
@@ -84,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return _run(args)
+    except JobFailed as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except LaunchError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -95,7 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     values, hyperparameters = _values(args)
     settings = api.load_settings(**values, hyperparameters=hyperparameters)
     if args.fetch_results:
-        found = api.fetch_results(args.fetch_results, region=settings.region)
+        found = api.fetch_results(
+            args.fetch_results, region=settings.region, dest=args.results_dir, bucket=settings.bucket
+        )
         if found is not None and api.plot_learning_curve(found) is not None:
             print(f"learning curve: {found.folder / 'learning_curve.png'}")
         return 0 if found is not None else 1

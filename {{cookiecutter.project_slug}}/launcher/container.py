@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
-from launcher.errors import LaunchError
+from launcher.errors import JobFailed, LaunchError
 
 OPT_ML = "/opt/ml"
 HOST = "algo-1"
@@ -78,6 +78,12 @@ def run_training_request(
         raise LaunchError(
             f"{opt_ml} already exists: a local job of that name ran here before; remove the folder"
         )
+    if request["ResourceConfig"].get("InstanceCount", 1) > 1 and echo is not None:
+        print(
+            f"note: {job} asks for {request['ResourceConfig']['InstanceCount']} instances; "
+            "a local job runs one (algo-1)",
+            file=echo,
+        )
     s3 = boto_session.client("s3")
     checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
     _lay_out(request, opt_ml, s3, checkpoint_uri)
@@ -97,8 +103,9 @@ def run_training_request(
         reason = (
             failure.read_text(errors="replace").strip()[-2000:] if failure.is_file() else "(no failure file)"
         )
-        raise LaunchError(
-            f"local job {job} failed with exit code {exit_code}: {reason}\nfull log: {log_file}"
+        raise JobFailed(
+            f"local job {job} failed with exit code {exit_code}: {reason}\nfull log: {log_file} "
+            f"(it ran on {python}: the training environment's interpreter, with requirements/training.txt?)"
         )
     return LocalJobResult(job, opt_ml, exit_code, model_uri, output_uri, checkpoint_uri, log_file)
 
@@ -168,7 +175,9 @@ def _driver(request: dict, opt_ml: Path, python: Path) -> tuple[list[str], dict]
             )
         for file in drivers.rglob("*"):
             if file.is_file() and file.suffix in (".sh", ".py", ".json"):
-                file.write_text(file.read_text().replace(OPT_ML, str(opt_ml)))
+                file.write_text(
+                    file.read_text(encoding="utf-8").replace(OPT_ML, str(opt_ml)), encoding="utf-8"
+                )
         command = [
             part.replace(OPT_ML, str(opt_ml))
             for part in spec["ContainerEntrypoint"] + spec.get("ContainerArguments", [])

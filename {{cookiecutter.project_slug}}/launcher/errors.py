@@ -8,3 +8,7 @@ class LaunchError(ValueError):
 
     Raised before anything is submitted, so a LaunchError never leaves a half-started job behind.
     """
+
+
+class JobFailed(LaunchError):
+    """A job ran and failed (``--local-job``): the message has its failure reason and log file."""

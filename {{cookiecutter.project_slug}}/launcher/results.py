@@ -54,9 +54,22 @@ def describe(boto_session, job_name: str) -> dict:
         raise
 
 
-def fetch_results(boto_session, job_name: str, dest: str | Path) -> JobResults | None:
-    """Download and extract the job's model and output into ``dest/<job>/``; None while it still runs."""
-    description = describe(boto_session, job_name)
+def fetch_results(
+    boto_session, job_name: str, dest: str | Path, local_output_path: str | None = None
+) -> JobResults | None:
+    """Download and extract the job's model and output into ``dest/<job>/``; None while it still runs.
+
+    A job run with ``--local-job`` has no SageMaker record: give the S3 output path it used
+    (``s3://<bucket>``) as ``local_output_path`` and it is read from there.
+    """
+    if local_output_path:
+        description = {
+            "TrainingJobName": job_name,
+            "TrainingJobStatus": "Completed",
+            "OutputDataConfig": {"S3OutputPath": local_output_path},
+        }
+    else:
+        description = describe(boto_session, job_name)
     status = description["TrainingJobStatus"]
     if status not in FINISHED:
         print(f"{job_name} is {status}: run this again once it has finished (or wait for it first)")
@@ -78,7 +91,7 @@ def fetch_results(boto_session, job_name: str, dest: str | Path) -> JobResults |
             f"{job_name} completed but {model_uri} is missing: was it deleted? Check the bucket"
         )
     metrics, source = _metrics_file(output_dir), METRICS_FILE
-    if not metrics:
+    if not metrics and not local_output_path:
         metrics, source = _cloudwatch_metrics(boto_session, description), "CloudWatch"
     results = JobResults(job_name, status, folder, model_dir, output_dir, metrics, source if metrics else "")
     print(

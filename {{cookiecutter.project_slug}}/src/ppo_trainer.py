@@ -138,7 +138,8 @@ class Agent(tf.Module):
         self.actor = MLP([features, *hidden, outputs], 0.01, rng)
         self.critic = MLP([features, *hidden, 1], 1.0, rng)
         size = 1 if self.visual else observation_space.shape[0]  # the normaliser, exported with the model
-        self.obs_mean, self.obs_std = tf.Variable(tf.zeros(size)), tf.Variable(tf.ones(size))
+        self.obs_mean = tf.Variable(tf.zeros(size), trainable=False)
+        self.obs_std = tf.Variable(tf.ones(size), trainable=False)
 
     def features(self, obs):
         return self.encoder(obs) if self.visual else obs

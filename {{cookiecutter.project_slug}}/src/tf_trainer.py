@@ -59,7 +59,7 @@ config = {
     # DQN. Published defaults (Stable-Baselines3's DQN) unless marked "sim" (tuned for the simulated 3DBall).
     "total_timesteps": 150_000,  # sim: agent steps over all envs
     "num_envs": 1,  # Unity instances run in parallel, each on its own worker_id
-    "learning_rate": 5e-4,  # sim (SB3: 1e-4)
+    "learning_rate": 1e-3,  # sim (SB3: 1e-4)
     "buffer_size": 100_000,  # sim (SB3: 1_000_000); transitions kept for replay
     "learning_starts": 1_000,  # sim (SB3: 100); random actions until the buffer holds this many
     "batch_size": 128,  # sim (SB3: 32)
@@ -90,8 +90,8 @@ def check_action_space(action_space) -> int:
         return int(action_space.n)
     if isinstance(action_space, spaces.MultiDiscrete):
         raise ConfigError(
-            f"flatten_branched={False}: the build has {len(action_space.nvec)} discrete action branches "
-            f"{list(action_space.nvec)}, and DQN needs one: set flatten_branched=True"
+            f"flatten_branched=False: the build has {len(action_space.nvec)} discrete action branches "
+            f"{[int(n) for n in action_space.nvec]}, and DQN needs one: set flatten_branched=True"
         )
     raise ConfigError(
         f"DQN needs discrete actions, but the build's actions are {action_space} (continuous): "

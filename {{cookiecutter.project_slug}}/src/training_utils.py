@@ -255,7 +255,7 @@ class Adam(tf.Module):
 def save_checkpoint(
     folder: Path, step: int, arrays: Mapping[str, np.ndarray], state: Mapping, keep: int = 2
 ) -> Path:
-    """Write ``folder/checkpoint-<step>/`` (arrays.npz, state.json) whole or not at all; keep the last ``keep``.
+    """Write ``folder/checkpoint-<step>/`` (arrays.npz, state.json) whole or not at all; keep ``keep``.
 
     Written to a hidden folder first and renamed, so a kill while saving leaves the previous checkpoint
     as the latest. In a job ``folder`` is /opt/ml/checkpoints, which SageMaker copies to S3 and back

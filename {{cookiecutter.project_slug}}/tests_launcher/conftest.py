@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,20 +206,22 @@ def run_launch(args: list[str], env: dict, timeout: float = 300) -> subprocess.C
 
 
 @pytest.fixture(scope="session")
-def container_python(request) -> Path:
+def container_python(request) -> Iterator[Path]:
     value = request.config.getoption("--container-python")
     if not value:
         pytest.fail(
             "container-side tests need the training environment's python: pass --container-python "
             "PATH or set LAUNCHER_CONTAINER_PYTHON (a venv with requirements/dev.txt and image.txt)"
         )
-    python = Path(value)
+    python = Path(value).absolute()
     if not (python.is_file() and (python.parent / "train").is_file()):
         pytest.fail(
             f"{python} has no sagemaker-training `train` beside it: "
             "pip install -r requirements/image.txt into it"
         )
-    return python
+    with pytest.MonkeyPatch.context() as patch:  # the simulated Unity player runs on it too
+        patch.setenv("UNITY_SIM_PYTHON", str(python))
+        yield python
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,16 @@ from pathlib import Path
 import boto3
 import nbformat
 import pytest
-from conftest import BUILD_KEY, REGION, REPO_ROOT, Offline, Project, make_project, offline_environment
+from conftest import (
+    BUILD_KEY,
+    REGION,
+    REPO_ROOT,
+    Offline,
+    Project,
+    make_project,
+    offline_aws,
+    offline_environment,
+)
 
 from launcher import container
 
@@ -93,8 +102,8 @@ def run(moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path_facto
     )
     requests = children.requests()
     assert len(requests) == 1, f"the notebook sent {len(requests)} CreateTrainingJob requests"
-    with pytest.MonkeyPatch.context() as patch:  # the container side stays offline too
-        for name in ("PYTHONPATH", "LAUNCHER_TEST_GUARD_LOG"):
+    with pytest.MonkeyPatch.context() as patch, offline_aws.guarded(str(children.guard_log)):
+        for name in ("PYTHONPATH", "LAUNCHER_TEST_GUARD_LOG"):  # the container side's children too
             patch.setenv(name, children.env[name])
         result = container.run_training_request(
             requests[0],

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import pytest
 from conftest import BUILD_KEY, Offline, Project, make_project, offline_environment, run_launch
 
+from launcher import api
+
 pytestmark = pytest.mark.slow
 
 
@@ -84,6 +86,13 @@ def test_local_job_output_holds_the_runs_metrics(finished):
     assert [r["episode"] for r in records] == [1, 2]
 
 
+def test_local_job_results_are_fetched_by_name_from_the_bucket(finished, aws_offline, tmp_path):
+    found = api.fetch_results(
+        finished.job_name, region=finished.project.region, dest=tmp_path, bucket=finished.project.bucket
+    )
+    assert [m["episode"] for m in found.metrics] == [1, 2]
+
+
 def test_local_job_stays_on_this_machine(finished):
     assert finished.children.attempts() == []
 
@@ -92,5 +101,5 @@ def test_failing_local_job_reports_the_failure_and_keeps_no_model(
     moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path
 ):
     job = local_job(tmp_path, role_arn, container_python, sim_build_zip, "--set", "env_file=NoSuchPlayer")
-    assert job.returncode == 2 and f"error: local job {job.job_name} failed" in job.stdout
+    assert job.returncode == 1 and f"error: local job {job.job_name} failed" in job.stdout
     assert f"{job.job_name}/output/model.tar.gz" not in job.project.keys(job.job_name)

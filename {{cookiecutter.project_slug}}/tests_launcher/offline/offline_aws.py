@@ -18,6 +18,8 @@ import ipaddress
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "", None}
 
@@ -48,7 +50,8 @@ def _record(guard_log: str, what: str) -> None:
         log.write(f"pid {os.getpid()}: {what}\n")
 
 
-def _guard_sockets(guard_log: str) -> None:
+def _guard_sockets(guard_log: str):
+    """Patch name lookups and connects; returns the function that puts the real ones back."""
     real_getaddrinfo, real_connect, real_connect_ex = (
         socket.getaddrinfo,
         socket.socket.connect,
@@ -77,6 +80,22 @@ def _guard_sockets(guard_log: str) -> None:
     socket.getaddrinfo = getaddrinfo
     socket.socket.connect = connect
     socket.socket.connect_ex = connect_ex
+
+    def restore():
+        socket.getaddrinfo = real_getaddrinfo
+        socket.socket.connect, socket.socket.connect_ex = real_connect, real_connect_ex
+
+    return restore
+
+
+@contextmanager
+def guarded(guard_log: str) -> Iterator[None]:
+    """The same guard for a block of the test process itself (attempts go to the same log)."""
+    restore = _guard_sockets(guard_log)
+    try:
+        yield
+    finally:
+        restore()
 
 
 def patch_botocore(capture_file: str | None):

@@ -1,0 +1,201 @@
+"""Throughput of the PPO example against the simulated build's ceiling and against Stable-Baselines3.
+
+    python benchmarks/bench_trainers.py [--steps 50000] [--repeats 3] [--no-sb3]
+
+Prints, for one agent per Unity instance and SB3's PPO defaults (n_steps 2048, batch 64, 10 epochs):
+
+* random-action steps/s through the gym wrapper (the ceiling: nothing but Unity's round trip);
+* ppo_trainer.py steps/s with 1 instance, and with 2 instances stepped in parallel;
+* Stable-Baselines3 PPO steps/s on the same build through the same wrapper (plus a small Gymnasium
+  adapter, since SB3 2.x speaks Gymnasium), torch on one thread;
+* the return each PPO reaches after ``--steps``: the deterministic policy over 10 episodes of at most
+  200 steps (best 20.0).
+
+Random-action figures are medians of ``--repeats`` runs taken between the others, so a busy machine
+shifts them alike. SB3 and torch come from requirements/bench.txt (benchmark-only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT)]
+
+import mlagents_fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on the fast protobuf)
+
+# isort: split
+
+import numpy as np  # noqa: E402
+from mlagents_envs.environment import UnityEnvironment  # noqa: E402
+
+from unity_envs import make_single_agent_env  # noqa: E402
+from unity_sim.package_build import package_build  # noqa: E402
+
+BASE_PORT = 5805
+"""Away from UnityEnvironment's defaults (5004/5005) so a running trainer is not disturbed."""
+SB3_DEFAULTS = {"n_steps": 2048, "batch_size": 64, "n_epochs": 10}
+GYM_OPTIONS = {"use_visual": False, "use_uint8_visual": False, "allow_multiple_visual_obs": False}
+
+
+def prepare_build(workdir: Path) -> tuple[Path, str]:
+    """The packaged simulated build (zip) and the path of its extracted executable."""
+    zip_path = package_build("3DBall", workdir)
+    with zipfile.ZipFile(zip_path) as archive:
+        for member in archive.infolist():
+            path = Path(archive.extract(member, workdir / "build"))
+            if not member.is_dir():
+                path.chmod((member.external_attr >> 16) & 0o777 or 0o644)
+    return zip_path, str(workdir / "build" / "3DBall")
+
+
+@contextlib.contextmanager
+def gym_env(executable: str, worker_id: int = 0, args: tuple[str, ...] = ()):
+    unity = UnityEnvironment(
+        executable, base_port=BASE_PORT, worker_id=worker_id, no_graphics=True, additional_args=list(args)
+    )
+    try:
+        yield make_single_agent_env(unity, flatten_branched=False, seed=0, **GYM_OPTIONS)
+    finally:
+        unity.close()
+
+
+def random_steps_per_second(executable: str, steps: int = 3000) -> float:
+    with gym_env(executable) as env:
+        env.reset()
+        for count in range(100 + steps):
+            if count == 100:
+                start = time.perf_counter()
+            if env.step(env.action_space.sample())[2]:
+                env.reset()
+        return steps / (time.perf_counter() - start)
+
+
+def evaluate(executable: str, policy) -> float:
+    """Mean return of a deterministic policy (obs batch -> actions) over 10 episodes of <= 200 steps."""
+    returns = []
+    with gym_env(executable, args=("--max-steps", "200")) as env:
+        for _ in range(10):
+            obs, done, total = env.reset(), False, 0.0
+            while not done:
+                obs, reward, done, _ = env.step(policy(obs[None])[0])
+                total += reward
+            returns.append(total)
+    return float(np.mean(returns))
+
+
+def ours(zip_path: Path, executable: str, workdir: Path, steps: int, num_envs: int) -> tuple[float, float]:
+    """ppo_trainer.py with one agent per instance: (steps/s over the training loop, evaluated return)."""
+    import tensorflow as tf
+
+    from ppo_trainer import PPOTrainer, config
+
+    settings = {
+        **config,
+        **SB3_DEFAULTS,
+        "zip_env_name": str(zip_path),
+        "build_folder": str(workdir / f"ours-{num_envs}"),
+        "runs_dir": str(workdir / "runs"),
+        "project_file": "",
+        "multiagent": False,
+        "additional_args": [],
+        "num_envs": num_envs,
+        "total_timesteps": steps,
+        "worker_id": 600,
+    }
+    trainer = PPOTrainer(settings, argv=[])
+    with contextlib.redirect_stdout(io.StringIO()):
+        trainer.run()
+    records = [json.loads(line) for line in (trainer.output_dir / "metrics.jsonl").read_text().splitlines()]
+    serve = tf.saved_model.load(str(trainer.model_dir / "1")).signatures["serving_default"]
+    policy = lambda obs: serve(observations=tf.constant(obs))["actions"].numpy()  # noqa: E731
+    return records[-1]["fps"], evaluate(executable, policy)
+
+
+def stable_baselines(executable: str, steps: int) -> tuple[float, float]:
+    """SB3's PPO on the same build and gym wrapper: (steps/s over learn(), evaluated return)."""
+    import gymnasium
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    torch.set_num_threads(1)  # two cores: torch's second thread would fight the Unity player
+
+    class GymnasiumView(gymnasium.Env):
+        """The gym-unity env with Gymnasium's API: reset -> (obs, info), step -> 5-tuple."""
+
+        def __init__(self, env):
+            self.env = env
+            space = env.observation_space
+            self.observation_space = gymnasium.spaces.Box(space.low, space.high, space.shape, space.dtype)
+            self.action_space = gymnasium.spaces.Box(-1.0, 1.0, env.action_space.shape, np.float32)
+
+        def reset(self, *, seed=None, options=None):
+            return self.env.reset(), {}
+
+        def step(self, action):
+            obs, reward, done, info = self.env.step(action)
+            truncated = bool(done and info["step"].interrupted[0])
+            return obs, float(reward), done and not truncated, truncated, {}
+
+    with gym_env(executable, worker_id=1) as env:
+        model = PPO("MlpPolicy", VecMonitor(DummyVecEnv([lambda: GymnasiumView(env)])), seed=0, device="cpu",
+                    verbose=0, **SB3_DEFAULTS)  # fmt: skip
+        start = time.perf_counter()
+        model.learn(total_timesteps=steps)
+        fps = model.num_timesteps / (time.perf_counter() - start)
+    return fps, evaluate(executable, lambda obs: model.predict(obs, deterministic=True)[0])
+
+
+def row(what: str, fps: float, ratio: float | None = None, score: float | None = None, note: str = ""):
+    ratio_text = f"{ratio:5.2f}x" if ratio is not None else ""
+    score_text = f"{score:7.2f}" if score is not None else ""
+    print(f"{what:38} {fps:8.0f} {ratio_text:>6} {score_text:>7}  {note}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--steps", type=int, default=50_000, help="training steps per PPO run (default 50000)"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="random-action runs; the median is shown")
+    parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 (not installed)")
+    arguments = parser.parse_args(argv)
+    if not (REPO_ROOT / "src" / "ppo_trainer.py").is_file():
+        print(
+            "src/ppo_trainer.py is not in this repository (the PPO example was not chosen): nothing to compare"
+        )
+        return 0
+    os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
+    with tempfile.TemporaryDirectory(prefix="bench_trainers_") as tmp:
+        workdir = Path(tmp)
+        zip_path, executable = prepare_build(workdir)
+        random_runs = [random_steps_per_second(executable)]
+        fps_1, return_1 = ours(zip_path, executable, workdir, arguments.steps, num_envs=1)
+        random_runs.append(random_steps_per_second(executable))
+        fps_2, return_2 = ours(zip_path, executable, workdir, arguments.steps, num_envs=2)
+        sb3 = None if arguments.no_sb3 else stable_baselines(executable, arguments.steps)
+        random_runs += [random_steps_per_second(executable) for _ in range(max(0, arguments.repeats - 2))]
+    random_fps = statistics.median(random_runs)
+    print(f"one agent per Unity instance, PPO with {SB3_DEFAULTS}, {arguments.steps} steps per run")
+    print(f"{'':38} {'steps/s':>8} {'ratio':>6} {'return':>7}")
+    row("random actions, 1 instance", random_fps, note=f"median of {[round(r) for r in random_runs]}")
+    row("ppo_trainer.py, 1 instance", fps_1, fps_1 / random_fps, return_1, "ratio: / random actions")
+    row("ppo_trainer.py, 2 instances", fps_2, fps_2 / fps_1, return_2, "ratio: / 1 instance")
+    if sb3:
+        row("Stable-Baselines3 PPO, 1 instance", sb3[0], fps_1 / sb3[0], sb3[1], "ratio: ours / SB3")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The PPO example on the simulated build: it learns, exports a policy that reloads, resumes after SIGTERM.
+
+The post-generation hook deletes this file with src/ppo_trainer.py when PPO is not chosen, so nothing
+else may import from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sim_fixtures import free_base_port, open_sim_env
+
+from ppo_trainer import PPOTrainer
+from ppo_trainer import config as script_config
+from trainer import ConfigError
+from unity_envs import make_single_agent_env
+
+pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
+
+REPO = Path(__file__).resolve().parent.parent
+METRIC_LINE = re.compile(r"^step=(\d+) episode_reward_mean=\S+ fps=\S+ policy_loss=\S+ .*learning_rate=\S+$")
+BASE_PORT = 5005  # UnityEnvironment's base port for builds: worker_id w listens on 5005 + w
+
+
+def free_worker_id(count: int = 1) -> int:
+    """A worker_id whose ports are free now, so parallel test runs do not trip over each other."""
+    return free_base_port(count) - BASE_PORT
+
+
+def local_config(tmp_path: Path, zip_path: Path, **extra) -> dict:
+    return {
+        **script_config,
+        "zip_env_name": str(zip_path),
+        "build_folder": str(tmp_path / "build"),
+        "runs_dir": str(tmp_path / "runs"),
+        "project_file": "",
+        "worker_id": free_worker_id(),
+        **extra,
+    }
+
+
+def short_run(tmp_path: Path, zip_path: Path, **extra) -> PPOTrainer:
+    """Two small updates: enough to exercise a code path, not to learn."""
+    values = {"additional_args": ["--agents", "4"], "n_steps": 32, "batch_size": 64, "total_timesteps": 256}
+    trainer = PPOTrainer(local_config(tmp_path, zip_path, **{**values, **extra}), argv=[])
+    trainer.run()
+    return trainer
+
+
+def serve(model_dir: Path):
+    signature = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
+    return lambda observations: signature(observations=tf.constant(observations))["actions"].numpy()
+
+
+def mean_return(executable: str, policy, episodes: int, additional_args: list[str]) -> float:
+    """Mean return of ``policy`` (None: random actions) over episodes of at most 200 steps (best: 20)."""
+    with open_sim_env(
+        executable, seed=123, additional_args=[*additional_args, "--max-steps", "200"]
+    ) as unity:
+        options = {"use_visual": False, "use_uint8_visual": False, "allow_multiple_visual_obs": False}
+        env = make_single_agent_env(unity, flatten_branched=False, seed=123, **options)
+        returns = []
+        for _ in range(episodes):
+            obs, done, total = env.reset(), False, 0.0
+            while not done:
+                action = env.action_space.sample() if policy is None else policy(obs[None])[0]
+                obs, reward, done, _ = env.step(action)
+                total += reward
+            returns.append(total)
+    return float(np.mean(returns))
+
+
+@pytest.fixture(scope="module")
+def trained(sim_build_zip, tmp_path_factory) -> tuple[PPOTrainer, dict]:
+    """The default setup (continuous actions, 16 agents) trained for 61,440 steps (about 15 s)."""
+    tmp_path = tmp_path_factory.mktemp("ppo_trained")
+    trainer = PPOTrainer(local_config(tmp_path, sim_build_zip, total_timesteps=60_000, seed=1), argv=[])
+    return trainer, trainer.run()
+
+
+@pytest.mark.slow
+def test_ppo_learns_to_balance_far_better_than_random_actions(trained, sim_executable):
+    trainer, summary = trained
+    random_return = mean_return(sim_executable, None, 20, [])
+    learned_return = mean_return(sim_executable, serve(trainer.model_dir), 10, [])
+    print(f"random {random_return:.2f}, PPO after {summary['total_steps']} steps {learned_return:.2f}")
+    assert summary["total_steps"] == 61_440 and not summary["stopped_early"]
+    assert learned_return > max(10.0, 5 * random_return)
+
+
+@pytest.mark.slow
+def test_saved_model_serves_the_trained_agents_deterministic_actions(trained):
+    trainer, _ = trained
+    observations = np.random.default_rng(0).normal(0, 1, (64, 8)).astype(np.float32)
+    expected = trainer.agent.deterministic_actions(tf.constant(observations)).numpy()
+    reloaded = serve(trainer.model_dir)(observations)
+    assert reloaded.shape == (64, 2) and np.allclose(reloaded, expected, atol=1e-6)
+    assert np.abs(reloaded).max() <= 1.0
+
+
+@pytest.mark.slow
+def test_a_run_leaves_metrics_tensorboard_curve_and_final_checkpoint(trained):
+    trainer, summary = trained
+    records = [json.loads(line) for line in (trainer.output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(4096, 61_441, 4096))
+    assert {"episode_reward_mean", "fps", "approx_kl", "explained_variance"} <= set(records[-1])
+    assert list((trainer.output_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert (trainer.output_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert (trainer.checkpoint_dir / "checkpoint-000000061440" / "arrays.npz").is_file()
+    assert json.loads((trainer.output_dir / "summary.json").read_text())["total_steps"] == 61_440
+
+
+@pytest.mark.parametrize(
+    ("action_type", "shape", "high"),
+    [("discrete", (5,), 8), ("branched", (5, 2), 2)],
+    ids=["discrete", "branched"],
+)
+def test_discrete_action_builds_export_integer_actions_per_branch(
+    sim_build_zip, tmp_path, action_type, shape, high
+):
+    args = ["--agents", "4", "--action-type", action_type]
+    trainer = short_run(tmp_path, sim_build_zip, additional_args=args)
+    actions = serve(trainer.model_dir)(np.zeros((5, 8), np.float32))
+    assert actions.shape == shape and actions.dtype == np.int64
+    assert actions.min() >= 0 and actions.max() <= high
+
+
+def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp_path):
+    args = ["--agents", "4", "--observations", "visual", "--image-size", "32"]
+    trainer = short_run(tmp_path, sim_build_zip, additional_args=args, use_visual=True)
+    actions = serve(trainer.model_dir)(np.zeros((3, 32, 32, 3), np.float32))
+    assert actions.shape == (3, 2) and trainer.agent.encoder is not None
+
+
+def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):
+    worker_id = free_worker_id(2)
+    trainer = short_run(
+        tmp_path, sim_build_zip, num_envs=2, multiagent=False, additional_args=[], worker_id=worker_id
+    )
+    logs = sorted(p.name for p in (trainer.output_dir / "unity_logs").iterdir())
+    assert logs == [f"Player-{worker_id}.log", f"Player-{worker_id + 1}.log"]
+    records = (trainer.output_dir / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(r)["step"] for r in records] == [64, 128, 192, 256]  # 2 envs x n_steps 32 per update
+    assert trainer.unity_pids == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("gamma", 1.5), ("n_steps", 0), ("hidden_sizes", ["wide"])],
+    ids=["gamma", "n_steps", "hidden"],
+)
+def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
+    trainer = PPOTrainer(local_config(tmp_path, sim_build_zip, **{key: value}), argv=[])
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
+        trainer.run()
+    assert not (tmp_path / "build").exists()
+
+
+def test_batch_size_larger_than_a_rollout_is_refused_with_the_sizes(sim_build_zip, tmp_path):
+    with pytest.raises(ConfigError, match=r"batch_size=4096 is more than a rollout \(4 envs x 32 n_steps\)"):
+        short_run(tmp_path, sim_build_zip, batch_size=4096)
+
+
+# ----------------------------------------------------------------------------------------------
+# Stop and resume, as a SageMaker job: the build comes from the input channel "env"
+
+
+def start_job(tmp_path: Path, sim_build_zip: Path, checkpoints: Path, total: int) -> subprocess.Popen:
+    channel = tmp_path / "channel"
+    channel.mkdir(exist_ok=True)
+    shutil.copy(sim_build_zip, channel / "3DBall.zip")
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "SM_TRAINING_ENV": "{}",
+        "SM_HPS": json.dumps({"total_timesteps": total}),
+        "SM_MODEL_DIR": str(tmp_path / "opt_ml/model"),
+        "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt_ml/output/data"),
+        "SM_CHANNEL_ENV": str(channel),
+    }
+    argv = ["--total_timesteps", str(total), "--checkpoint_dir", str(checkpoints)]
+    argv += ["--worker_id", str(free_worker_id()), "--checkpoint_frequency", "100000000"]
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "src/ppo_trainer.py"), *argv],
+        cwd=code,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # log lines and messages in order; METRIC_LINE picks the metrics
+        text=True,
+    )
+
+
+def metric_steps(lines) -> list[int]:
+    return [int(m.group(1)) for m in map(METRIC_LINE.match, lines) if m]
+
+
+def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_build_zip, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    job = start_job(tmp_path, sim_build_zip, checkpoints, total=10_000_000)
+    try:
+        seen = []
+        for line in job.stdout:  # one line per update; stop the job after the second
+            seen += metric_steps([line.strip()])
+            if len(seen) == 2:
+                job.send_signal(signal.SIGTERM)  # what SageMaker does to stop a job or on spot interruption
+                break
+        remaining = job.communicate(timeout=120)[0]
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.wait()
+    assert seen == [4096, 8192] and job.returncode == 0
+    (saved,) = sorted(checkpoints.glob("checkpoint-*"))
+    stopped_at = int(saved.name.split("-")[1])
+    assert stopped_at == max(seen + metric_steps(remaining.splitlines()))
+
+    resumed = start_job(tmp_path, sim_build_zip, checkpoints, total=stopped_at + 8192)
+    try:
+        output = resumed.communicate(timeout=180)[0]
+    finally:
+        if resumed.poll() is None:
+            resumed.kill()
+            resumed.wait()
+    assert resumed.returncode == 0
+    assert metric_steps(output.splitlines()) == [stopped_at + 4096, stopped_at + 8192]
+    assert f"at step {stopped_at}" in output  # "resuming from <checkpoint> at step <n>"
+    summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
+    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 8192
+    assert (tmp_path / "opt_ml/model/1/saved_model.pb").is_file()
