@@ -25,8 +25,9 @@ BINARY_SUFFIXES = {".png", ".zip", ".gz", ".so", ".pb", ".bin"}
 
 
 def text_files(project: Path) -> Iterator[Path]:
+    """Every text file (binary ones hold a NUL byte in their first block)."""
     for path in sorted(project.rglob("*")):
-        if path.is_file() and path.suffix not in BINARY_SUFFIXES:
+        if path.is_file() and path.suffix not in BINARY_SUFFIXES and b"\0" not in path.read_bytes()[:8192]:
             yield path
 
 

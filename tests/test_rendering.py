@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import py_compile
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -39,7 +41,11 @@ def expected_files(algorithm: str) -> set[str]:
 
 
 def baked_files(project: Path) -> set[str]:
-    return {str(path.relative_to(project)) for path in project.rglob("*") if path.is_file()}
+    return {
+        str(path.relative_to(project))
+        for path in project.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and ".pytest_cache" not in path.parts
+    }
 
 
 @pytest.mark.parametrize("region", REGIONS_TO_BAKE)
@@ -144,3 +150,14 @@ def test_gitignore_keeps_builds_outputs_and_credentials_out(baked_default):
     ignored = (baked_default / ".gitignore").read_text(encoding="utf-8").split()
     for pattern in ("builds/", "runs/", ".venv*/", ".env", "credentials", "/unity_build/", "*.pem"):
         assert pattern in ignored
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_baked_repository_passes_its_own_linter(cookies, algorithm):
+    """Users copy this code: it should pass the ruff rules the rendered pyproject.toml sets."""
+    project = bake(cookies, algorithm=algorithm).project_path
+
+    completed = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=project,
+                               capture_output=True, text=True)
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr

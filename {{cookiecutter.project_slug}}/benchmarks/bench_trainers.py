@@ -4,12 +4,11 @@
 
 Prints, for one agent per Unity instance and SB3's PPO defaults (n_steps 2048, batch 64, 10 epochs):
 
-* random-action steps/s through the gym wrapper (the ceiling: nothing but Unity's round trip);
+* random-action steps/s with 1 and 2 instances (the ceiling: nothing but Unity's round trip);
 * ppo_trainer.py steps/s with 1 instance, and with 2 instances stepped in parallel;
 * Stable-Baselines3 PPO steps/s on the same build through the same wrapper (plus a small Gymnasium
   adapter, since SB3 2.x speaks Gymnasium), torch on one thread;
-* the return each PPO reaches after ``--steps``: the deterministic policy over 10 episodes of at most
-  200 steps (best 20.0).
+* the return each PPO reaches after ``--steps``: the deterministic policy over 5 episodes (best 100).
 
 Random-action figures are medians of ``--repeats`` runs taken between the others, so a busy machine
 shifts them alike. SB3 and torch come from requirements/bench.txt (benchmark-only).
@@ -39,6 +38,8 @@ import mlagents_fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on t
 import numpy as np  # noqa: E402
 from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
+from parallel_envs import open_parallel_envs  # noqa: E402
+from trainer import LocalTrainer  # noqa: E402
 from unity_envs import make_single_agent_env  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
@@ -62,7 +63,12 @@ def prepare_build(workdir: Path) -> tuple[Path, str]:
 @contextlib.contextmanager
 def gym_env(executable: str, worker_id: int = 0, args: tuple[str, ...] = ()):
     unity = UnityEnvironment(
-        executable, base_port=BASE_PORT, worker_id=worker_id, no_graphics=True, additional_args=list(args)
+        executable,
+        base_port=BASE_PORT,
+        worker_id=worker_id,
+        no_graphics=True,
+        additional_args=list(args),
+        log_folder=tempfile.gettempdir(),  # the player's log, not our output
     )
     try:
         yield make_single_agent_env(unity, flatten_branched=False, seed=0, **GYM_OPTIONS)
@@ -70,22 +76,30 @@ def gym_env(executable: str, worker_id: int = 0, args: tuple[str, ...] = ()):
         unity.close()
 
 
-def random_steps_per_second(executable: str, steps: int = 3000) -> float:
-    with gym_env(executable) as env:
-        env.reset()
-        for count in range(100 + steps):
-            if count == 100:
-                start = time.perf_counter()
-            if env.step(env.action_space.sample())[2]:
-                env.reset()
-        return steps / (time.perf_counter() - start)
+class RandomActions(LocalTrainer):
+    """Random actions through the same env plumbing the trainers use (parallel_envs)."""
+
+    def run(self, num_envs: int, steps: int = 3000) -> float:
+        with open_parallel_envs(self, self.download_unity_env(), num_envs) as envs:
+            envs.reset()
+            for count in range(100 + steps):
+                if count == 100:
+                    start = time.perf_counter()
+                envs.step(self.rng.uniform(-1, 1, (envs.num_envs, 2)).astype(np.float32))
+            return steps * envs.num_envs / (time.perf_counter() - start)
+
+
+def random_steps_per_second(zip_path: Path, workdir: Path, num_envs: int) -> float:
+    settings = {"zip_env_name": str(zip_path), "build_folder": str(workdir / "random"), "project_file": ""}
+    settings.update(runs_dir=str(workdir / "runs"), worker_id=650)
+    return RandomActions(settings, argv=[]).run(num_envs)
 
 
 def evaluate(executable: str, policy) -> float:
-    """Mean return of a deterministic policy (obs batch -> actions) over 10 episodes of <= 200 steps."""
+    """Mean return of a deterministic policy (obs batch -> actions) over 5 whole episodes (best 100)."""
     returns = []
-    with gym_env(executable, args=("--max-steps", "200")) as env:
-        for _ in range(10):
+    with gym_env(executable) as env:
+        for _ in range(5):
             obs, done, total = env.reset(), False, 0.0
             while not done:
                 obs, reward, done, _ = env.step(policy(obs[None])[0])
@@ -172,28 +186,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 (not installed)")
     arguments = parser.parse_args(argv)
     if not (REPO_ROOT / "src" / "ppo_trainer.py").is_file():
-        print(
-            "src/ppo_trainer.py is not in this repository (the PPO example was not chosen): nothing to compare"
-        )
+        print("src/ppo_trainer.py is not in this repository (PPO was not chosen): nothing to compare")
         return 0
     os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
     with tempfile.TemporaryDirectory(prefix="bench_trainers_") as tmp:
         workdir = Path(tmp)
         zip_path, executable = prepare_build(workdir)
-        random_runs = [random_steps_per_second(executable)]
+        random_1 = [random_steps_per_second(zip_path, workdir, 1)]
+        random_2 = [random_steps_per_second(zip_path, workdir, 2)]
         fps_1, return_1 = ours(zip_path, executable, workdir, arguments.steps, num_envs=1)
-        random_runs.append(random_steps_per_second(executable))
         fps_2, return_2 = ours(zip_path, executable, workdir, arguments.steps, num_envs=2)
         sb3 = None if arguments.no_sb3 else stable_baselines(executable, arguments.steps)
-        random_runs += [random_steps_per_second(executable) for _ in range(max(0, arguments.repeats - 2))]
-    random_fps = statistics.median(random_runs)
-    print(f"one agent per Unity instance, PPO with {SB3_DEFAULTS}, {arguments.steps} steps per run")
+        for _ in range(arguments.repeats - 1):
+            random_1.append(random_steps_per_second(zip_path, workdir, 1))
+            random_2.append(random_steps_per_second(zip_path, workdir, 2))
+    r1, r2 = statistics.median(random_1), statistics.median(random_2)
+    print(f"one agent per Unity instance, PPO with {SB3_DEFAULTS}, {arguments.steps} steps per run; load "
+          f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
     print(f"{'':38} {'steps/s':>8} {'ratio':>6} {'return':>7}")
-    row("random actions, 1 instance", random_fps, note=f"median of {[round(r) for r in random_runs]}")
-    row("ppo_trainer.py, 1 instance", fps_1, fps_1 / random_fps, return_1, "ratio: / random actions")
-    row("ppo_trainer.py, 2 instances", fps_2, fps_2 / fps_1, return_2, "ratio: / 1 instance")
+    row("random actions, 1 instance", r1, note=f"median of {[round(r) for r in random_1]}")
+    row(
+        "random actions, 2 instances",
+        r2,
+        r2 / r1,
+        note=f"/ 1 instance; median of {[round(r) for r in random_2]}",
+    )
+    row("ppo_trainer.py, 1 instance", fps_1, fps_1 / r1, return_1, "/ random actions, 1 instance")
+    row("ppo_trainer.py, 2 instances", fps_2, fps_2 / fps_1, return_2, "/ ppo_trainer.py, 1 instance")
     if sb3:
-        row("Stable-Baselines3 PPO, 1 instance", sb3[0], fps_1 / sb3[0], sb3[1], "ratio: ours / SB3")
+        row("Stable-Baselines3 PPO, 1 instance", sb3[0], fps_1 / sb3[0], sb3[1], "ours / SB3")
     return 0
 
 

@@ -25,13 +25,13 @@ import tensorflow as tf
 from gym import spaces
 from tqdm import tqdm
 
+from parallel_envs import open_parallel_envs
 from trainer import ConfigError, Trainer
 from training_utils import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
     export_policy,
-    open_parallel_envs,
     orthogonal,
     plot_learning_curve,
     report,

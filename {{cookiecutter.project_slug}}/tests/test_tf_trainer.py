@@ -8,6 +8,7 @@ nothing else may import from it.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -155,6 +156,7 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
     assert logs == [f"Player-{worker_id}.log", f"Player-{worker_id + 1}.log"]
     summary = json.loads((trainer.output_dir / "summary.json").read_text())
     assert summary["total_steps"] == 400 and summary["replay_size"] == 400  # 2 builds x 4 agents x 50 steps
+    assert not multiprocessing.active_children()  # the two env workers (and their players) are gone
 
 
 @pytest.mark.parametrize(

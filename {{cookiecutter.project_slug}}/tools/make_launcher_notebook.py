@@ -32,12 +32,12 @@ NOTEBOOK_ONLY = [
     (
         "local_build_zip",
         "None",
-        "a zipped Unity Linux build on this machine to upload first (skipped if already in S3)",
+        "a local zipped Unity Linux build to upload first (skipped if already in S3)",
     ),
     (
         "job_name",
         "None",
-        "None: start a new job; a job's name: attach to that job instead (e.g. after a restart)",
+        "None: start a new job; a job's name: attach to it (e.g. after a restart)",
     ),
     ("results_dir", '"results"', "where the job's model and output are downloaded"),
 ]
