@@ -16,9 +16,17 @@ ANSWERS: dict = json.loads({{ cookiecutter | jsonify(indent=None) | jsonify(inde
 # Files that belong to one example algorithm. random_trainer.py is always kept: it is the
 # reference trainer, and `make demo` runs it.
 ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
-    "ppo": ("src/ppo_trainer.py", "tests/test_ppo_trainer.py"),
+    "ppo": (
+        "src/ppo_trainer.py",
+        "tests/test_ppo_trainer.py",
+        "benchmarks/bench_trainers.py",  # PPO against Stable-Baselines3
+        "requirements/bench.txt",
+    ),
     "tf": ("src/tf_trainer.py", "tests/test_tf_trainer.py"),
 }
+# Support code every learning example uses (checkpoints, SavedModel export, parallel Unity
+# instances); the random example needs none of it.
+LEARNING_SUPPORT_FILES = ("src/training_utils.py", "src/parallel_envs.py", "tests/test_parallel_envs.py")
 
 # Answers that only describe the machine the template was rendered on; keeping them out of
 # .cookiecutter.json keeps local paths out of a repository that will be pushed.
@@ -38,6 +46,9 @@ def remove_unchosen_algorithms(chosen: str) -> None:
         if chosen not in (algorithm, "all"):
             for relative_path in files:
                 remove(relative_path)
+    if chosen == "random":
+        for relative_path in LEARNING_SUPPORT_FILES:
+            remove(relative_path)
 
 
 def write_answers_file() -> None:

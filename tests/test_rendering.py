@@ -18,9 +18,11 @@ REGIONS_TO_BAKE = ["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"]
 
 # What each algorithm choice adds; random_trainer.py is always there.
 ALGORITHM_FILES = {
-    "ppo": {"src/ppo_trainer.py", "tests/test_ppo_trainer.py"},
+    "ppo": {"src/ppo_trainer.py", "tests/test_ppo_trainer.py", "benchmarks/bench_trainers.py",
+            "requirements/bench.txt"},
     "tf": {"src/tf_trainer.py", "tests/test_tf_trainer.py"},
 }
+LEARNING_SUPPORT_FILES = {"src/training_utils.py", "src/parallel_envs.py", "tests/test_parallel_envs.py"}
 
 
 def template_files() -> set[str]:
@@ -37,6 +39,8 @@ def expected_files(algorithm: str) -> set[str]:
     for owner, owned in ALGORITHM_FILES.items():
         if algorithm not in (owner, "all"):
             files -= owned
+    if algorithm == "random":
+        files -= LEARNING_SUPPORT_FILES
     return files
 
 

@@ -8,7 +8,9 @@ Prints, for one agent per Unity instance and SB3's PPO defaults (n_steps 2048, b
 * ppo_trainer.py steps/s with 1 instance, and with 2 instances stepped in parallel;
 * Stable-Baselines3 PPO steps/s on the same build through the same wrapper (plus a small Gymnasium
   adapter, since SB3 2.x speaks Gymnasium), torch on one thread;
-* the return each PPO reaches after ``--steps``: the deterministic policy over 5 episodes (best 100).
+* the return each PPO reaches after ``--steps``: the deterministic policy over 5 episodes (best 100);
+* CPU milliseconds per step over every process (trainer, env workers, players): on a shared machine
+  the steps/s of parallel instances depend on free cores, this does not.
 
 Random-action figures are medians of ``--repeats`` runs taken between the others, so a busy machine
 shifts them alike. SB3 and torch come from requirements/bench.txt (benchmark-only).
@@ -21,6 +23,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -108,8 +111,15 @@ def evaluate(executable: str, policy) -> float:
     return float(np.mean(returns))
 
 
-def ours(zip_path: Path, executable: str, workdir: Path, steps: int, num_envs: int) -> tuple[float, float]:
-    """ppo_trainer.py with one agent per instance: (steps/s over the training loop, evaluated return)."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (env workers, Unity players)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def ours(zip_path: Path, executable: str, workdir: Path, steps: int, num_envs: int) -> tuple[float, ...]:
+    """ppo_trainer.py with one agent per instance: steps/s over the training loop, the evaluated
+    return, and CPU milliseconds per step over all processes (what a busy machine cannot hide)."""
     import tensorflow as tf
 
     from ppo_trainer import PPOTrainer, config
@@ -128,12 +138,14 @@ def ours(zip_path: Path, executable: str, workdir: Path, steps: int, num_envs: i
         "worker_id": 600,
     }
     trainer = PPOTrainer(settings, argv=[])
+    cpu = cpu_seconds()
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.run()
+    cpu = cpu_seconds() - cpu
     records = [json.loads(line) for line in (trainer.output_dir / "metrics.jsonl").read_text().splitlines()]
     serve = tf.saved_model.load(str(trainer.model_dir / "1")).signatures["serving_default"]
     policy = lambda obs: serve(observations=tf.constant(obs))["actions"].numpy()  # noqa: E731
-    return records[-1]["fps"], evaluate(executable, policy)
+    return records[-1]["fps"], evaluate(executable, policy), 1000 * cpu / records[-1]["step"]
 
 
 def stable_baselines(executable: str, steps: int) -> tuple[float, float]:
@@ -194,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         zip_path, executable = prepare_build(workdir)
         random_1 = [random_steps_per_second(zip_path, workdir, 1)]
         random_2 = [random_steps_per_second(zip_path, workdir, 2)]
-        fps_1, return_1 = ours(zip_path, executable, workdir, arguments.steps, num_envs=1)
-        fps_2, return_2 = ours(zip_path, executable, workdir, arguments.steps, num_envs=2)
+        fps_1, return_1, cpu_1 = ours(zip_path, executable, workdir, arguments.steps, num_envs=1)
+        fps_2, return_2, cpu_2 = ours(zip_path, executable, workdir, arguments.steps, num_envs=2)
         sb3 = None if arguments.no_sb3 else stable_baselines(executable, arguments.steps)
         for _ in range(arguments.repeats - 1):
             random_1.append(random_steps_per_second(zip_path, workdir, 1))
@@ -211,8 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         r2 / r1,
         note=f"/ 1 instance; median of {[round(r) for r in random_2]}",
     )
-    row("ppo_trainer.py, 1 instance", fps_1, fps_1 / r1, return_1, "/ random actions, 1 instance")
-    row("ppo_trainer.py, 2 instances", fps_2, fps_2 / fps_1, return_2, "/ ppo_trainer.py, 1 instance")
+    row("ppo_trainer.py, 1 instance", fps_1, fps_1 / r1, return_1, f"/ random; {cpu_1:.2f} CPU ms/step")
+    row(
+        "ppo_trainer.py, 2 instances",
+        fps_2,
+        fps_2 / fps_1,
+        return_2,
+        f"/ 1 instance; {cpu_2:.2f} CPU ms/step",
+    )
     if sb3:
         row("Stable-Baselines3 PPO, 1 instance", sb3[0], fps_1 / sb3[0], sb3[1], "ours / SB3")
     return 0
