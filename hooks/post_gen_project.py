@@ -26,7 +26,12 @@ ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
 }
 # Support code every learning example uses (checkpoints, SavedModel export, parallel Unity
 # instances); the random example needs none of it.
-LEARNING_SUPPORT_FILES = ("src/training_utils.py", "src/parallel_envs.py", "tests/test_parallel_envs.py")
+LEARNING_SUPPORT_FILES = (
+    "src/training_utils.py",
+    "src/parallel_envs.py",
+    "tests/test_parallel_envs.py",
+    "tests/learning_helpers.py",
+)
 
 # Answers that only describe the machine the template was rendered on; keeping them out of
 # .cookiecutter.json keeps local paths out of a repository that will be pushed.

@@ -22,7 +22,8 @@ ALGORITHM_FILES = {
             "requirements/bench.txt"},
     "tf": {"src/tf_trainer.py", "tests/test_tf_trainer.py"},
 }
-LEARNING_SUPPORT_FILES = {"src/training_utils.py", "src/parallel_envs.py", "tests/test_parallel_envs.py"}
+LEARNING_SUPPORT_FILES = {"src/training_utils.py", "src/parallel_envs.py", "tests/test_parallel_envs.py",
+                          "tests/learning_helpers.py"}
 
 
 def template_files() -> set[str]:

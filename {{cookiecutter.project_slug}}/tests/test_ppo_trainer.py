@@ -8,84 +8,39 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from sim_fixtures import free_base_port, open_sim_env
+from learning_helpers import free_worker_id, local_config, mean_return, serve, start_job
 
 from ppo_trainer import PPOTrainer
 from ppo_trainer import config as script_config
 from trainer import ConfigError
-from unity_envs import make_single_agent_env
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
-REPO = Path(__file__).resolve().parent.parent
 METRIC_LINE = re.compile(r"^step=(\d+) episode_reward_mean=\S+ fps=\S+ policy_loss=\S+ .*learning_rate=\S+$")
-BASE_PORT = 5005  # UnityEnvironment's base port for builds: worker_id w listens on 5005 + w
-
-
-def free_worker_id(count: int = 1) -> int:
-    """A worker_id whose ports are free now, so parallel test runs do not trip over each other."""
-    return free_base_port(count) - BASE_PORT
-
-
-def local_config(tmp_path: Path, zip_path: Path, **extra) -> dict:
-    return {
-        **script_config,
-        "zip_env_name": str(zip_path),
-        "build_folder": str(tmp_path / "build"),
-        "runs_dir": str(tmp_path / "runs"),
-        "project_file": "",
-        "worker_id": free_worker_id(),
-        **extra,
-    }
 
 
 def short_run(tmp_path: Path, zip_path: Path, **extra) -> PPOTrainer:
     """Two small updates: enough to exercise a code path, not to learn."""
     values = {"additional_args": ["--agents", "4"], "n_steps": 32, "batch_size": 64, "total_timesteps": 256}
-    trainer = PPOTrainer(local_config(tmp_path, zip_path, **{**values, **extra}), argv=[])
+    trainer = PPOTrainer(local_config(script_config, tmp_path, zip_path, **{**values, **extra}), argv=[])
     trainer.run()
     return trainer
-
-
-def serve(model_dir: Path):
-    signature = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
-    return lambda observations: signature(observations=tf.constant(observations))["actions"].numpy()
-
-
-def mean_return(executable: str, policy, episodes: int, additional_args: list[str]) -> float:
-    """Mean return of ``policy`` (None: random actions) over episodes of at most 200 steps (best: 20)."""
-    with open_sim_env(
-        executable, seed=123, additional_args=[*additional_args, "--max-steps", "200"]
-    ) as unity:
-        options = {"use_visual": False, "use_uint8_visual": False, "allow_multiple_visual_obs": False}
-        env = make_single_agent_env(unity, flatten_branched=False, seed=123, **options)
-        returns = []
-        for _ in range(episodes):
-            obs, done, total = env.reset(), False, 0.0
-            while not done:
-                action = env.action_space.sample() if policy is None else policy(obs[None])[0]
-                obs, reward, done, _ = env.step(action)
-                total += reward
-            returns.append(total)
-    return float(np.mean(returns))
 
 
 @pytest.fixture(scope="module")
 def trained(sim_build_zip, tmp_path_factory) -> tuple[PPOTrainer, dict]:
     """The default setup (continuous actions, 16 agents) trained for 61,440 steps (about 15 s)."""
     tmp_path = tmp_path_factory.mktemp("ppo_trained")
-    trainer = PPOTrainer(local_config(tmp_path, sim_build_zip, total_timesteps=60_000, seed=1), argv=[])
+    trainer = PPOTrainer(
+        local_config(script_config, tmp_path, sim_build_zip, total_timesteps=60_000, seed=1), argv=[]
+    )
     return trainer, trainer.run()
 
 
@@ -161,7 +116,7 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
     ids=["gamma", "n_steps", "hidden"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = PPOTrainer(local_config(tmp_path, sim_build_zip, **{key: value}), argv=[])
+    trainer = PPOTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
     with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
         trainer.run()
     assert not (tmp_path / "build").exists()
@@ -176,39 +131,13 @@ def test_batch_size_larger_than_a_rollout_is_refused_with_the_sizes(sim_build_zi
 # Stop and resume, as a SageMaker job: the build comes from the input channel "env"
 
 
-def start_job(tmp_path: Path, sim_build_zip: Path, checkpoints: Path, total: int) -> subprocess.Popen:
-    channel = tmp_path / "channel"
-    channel.mkdir(exist_ok=True)
-    shutil.copy(sim_build_zip, channel / "3DBall.zip")
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "SM_TRAINING_ENV": "{}",
-        "SM_HPS": json.dumps({"total_timesteps": total}),
-        "SM_MODEL_DIR": str(tmp_path / "opt_ml/model"),
-        "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt_ml/output/data"),
-        "SM_CHANNEL_ENV": str(channel),
-    }
-    argv = ["--total_timesteps", str(total), "--checkpoint_dir", str(checkpoints)]
-    argv += ["--worker_id", str(free_worker_id()), "--checkpoint_frequency", "100000000"]
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "src/ppo_trainer.py"), *argv],
-        cwd=code,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # log lines and messages in order; METRIC_LINE picks the metrics
-        text=True,
-    )
-
-
 def metric_steps(lines) -> list[int]:
     return [int(m.group(1)) for m in map(METRIC_LINE.match, lines) if m]
 
 
 def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_build_zip, tmp_path):
     checkpoints = tmp_path / "checkpoints"
-    job = start_job(tmp_path, sim_build_zip, checkpoints, total=10_000_000)
+    job = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=10_000_000)
     try:
         seen = []
         for line in job.stdout:  # one line per update; stop the job after the second
@@ -226,7 +155,7 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
     stopped_at = int(saved.name.split("-")[1])
     assert stopped_at == max(seen + metric_steps(remaining.splitlines()))
 
-    resumed = start_job(tmp_path, sim_build_zip, checkpoints, total=stopped_at + 8192)
+    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 8192)
     try:
         output = resumed.communicate(timeout=180)[0]
     finally:

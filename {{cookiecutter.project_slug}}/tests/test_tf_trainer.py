@@ -9,95 +9,53 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from sim_fixtures import free_base_port, open_sim_env
+from learning_helpers import finish, free_worker_id, local_config, mean_return, serve, start_job
 
 from tf_trainer import DQNTrainer
 from tf_trainer import config as script_config
 from trainer import ConfigError
-from unity_envs import make_single_agent_env
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
-REPO = Path(__file__).resolve().parent.parent
 METRIC_LINE = re.compile(
     r"^step=(\d+) episode_reward_mean=\S+ fps=\S+ loss=\S+ q_values=\S+ epsilon=\S+ replay_size=\d+$"
 )
-BASE_PORT = 5005  # UnityEnvironment's base port for builds: worker_id w listens on 5005 + w
 DISCRETE = ["--action-type", "discrete"]
-
-
-def free_worker_id(count: int = 1) -> int:
-    """A worker_id whose ports are free now, so parallel test runs do not trip over each other."""
-    return free_base_port(count) - BASE_PORT
-
-
-def local_config(tmp_path: Path, zip_path: Path, **extra) -> dict:
-    return {
-        **script_config,
-        "zip_env_name": str(zip_path),
-        "build_folder": str(tmp_path / "build"),
-        "runs_dir": str(tmp_path / "runs"),
-        "project_file": "",
-        "worker_id": free_worker_id(),
-        **extra,
-    }
 
 
 def short_run(tmp_path: Path, zip_path: Path, **extra) -> DQNTrainer:
     """A few hundred steps with some training: enough to exercise a code path, not to learn."""
     values = {"additional_args": [*DISCRETE, "--agents", "4"], "total_timesteps": 400, "learning_starts": 64}
     values.update(batch_size=32, checkpoint_frequency=200)
-    trainer = DQNTrainer(local_config(tmp_path, zip_path, **{**values, **extra}), argv=[])
+    trainer = DQNTrainer(local_config(script_config, tmp_path, zip_path, **{**values, **extra}), argv=[])
     trainer.run()
     return trainer
-
-
-def serve(model_dir: Path):
-    signature = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
-    return lambda observations: signature(observations=tf.constant(observations))["actions"].numpy()
-
-
-def mean_return(executable: str, policy, episodes: int) -> float:
-    """Mean return of ``policy`` (None: random actions) over episodes of at most 200 steps (best: 20)."""
-    args = [*DISCRETE, "--max-steps", "200"]
-    with open_sim_env(executable, seed=123, additional_args=args) as unity:
-        options = {"use_visual": False, "use_uint8_visual": False, "allow_multiple_visual_obs": False}
-        env = make_single_agent_env(unity, flatten_branched=True, seed=123, **options)
-        returns = []
-        for _ in range(episodes):
-            obs, done, total = env.reset(), False, 0.0
-            while not done:
-                action = env.action_space.sample() if policy is None else policy(obs[None])[0]
-                obs, reward, done, _ = env.step(action)
-                total += reward
-            returns.append(total)
-    return float(np.mean(returns))
 
 
 @pytest.fixture(scope="module")
 def trained(sim_build_zip, tmp_path_factory) -> tuple[DQNTrainer, dict]:
     """The default setup (9 discrete actions, 16 agents) trained for 60,000 steps (about 15 s)."""
     tmp_path = tmp_path_factory.mktemp("dqn_trained")
-    trainer = DQNTrainer(local_config(tmp_path, sim_build_zip, total_timesteps=60_000), argv=[])
+    trainer = DQNTrainer(
+        local_config(script_config, tmp_path, sim_build_zip, total_timesteps=60_000), argv=[]
+    )
     return trainer, trainer.run()
 
 
 @pytest.mark.slow
 def test_dqn_learns_to_balance_far_better_than_random_actions(trained, sim_executable):
     trainer, summary = trained
-    random_return = mean_return(sim_executable, None, 20)
-    learned_return = mean_return(sim_executable, serve(trainer.model_dir), 10)
+    random_return = mean_return(sim_executable, None, 20, DISCRETE, flatten_branched=True)
+    learned_return = mean_return(
+        sim_executable, serve(trainer.model_dir), 10, DISCRETE, flatten_branched=True
+    )
     print(f"random {random_return:.2f}, DQN after {summary['total_steps']} steps {learned_return:.2f}")
     assert summary["total_steps"] == 60_000 and not summary["stopped_early"]
     assert learned_return > max(8.0, 5 * random_return)
@@ -165,7 +123,7 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
     ids=["tau", "buffer", "hidden"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = DQNTrainer(local_config(tmp_path, sim_build_zip, **{key: value}), argv=[])
+    trainer = DQNTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
     with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
         trainer.run()
     assert not (tmp_path / "build").exists()
@@ -175,50 +133,15 @@ def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_
 # Stop and resume, as a SageMaker job: the build comes from the input channel "env"
 
 
-def start_job(tmp_path: Path, sim_build_zip: Path, checkpoints: Path, total: int) -> subprocess.Popen:
-    channel = tmp_path / "channel"
-    channel.mkdir(exist_ok=True)
-    shutil.copy(sim_build_zip, channel / "3DBall.zip")
-    code = tmp_path / "code"
-    code.mkdir(exist_ok=True)
-    env = {
-        **os.environ,
-        "SM_TRAINING_ENV": "{}",
-        "SM_HPS": json.dumps({"total_timesteps": total}),
-        "SM_MODEL_DIR": str(tmp_path / "opt_ml/model"),
-        "SM_OUTPUT_DATA_DIR": str(tmp_path / "opt_ml/output/data"),
-        "SM_CHANNEL_ENV": str(channel),
-    }
-    argv = ["--total_timesteps", str(total), "--checkpoint_dir", str(checkpoints)]
-    argv += ["--worker_id", str(free_worker_id()), "--checkpoint_frequency", "100000000"]
-    return subprocess.Popen(
-        [sys.executable, str(REPO / "src/tf_trainer.py"), *argv],
-        cwd=code,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # log lines and messages in order; METRIC_LINE picks the metrics
-        text=True,
-    )
-
-
 def metric_steps(lines) -> list[int]:
     return [int(m.group(1)) for m in map(METRIC_LINE.match, lines) if m]
-
-
-def finish(job: subprocess.Popen, timeout: float) -> str:
-    try:
-        return job.communicate(timeout=timeout)[0]
-    finally:
-        if job.poll() is None:
-            job.kill()
-            job.wait()
 
 
 def test_sigterm_saves_a_checkpoint_with_the_replay_buffer_and_the_restarted_job_continues(
     sim_build_zip, tmp_path
 ):
     checkpoints = tmp_path / "checkpoints"
-    job = start_job(tmp_path, sim_build_zip, checkpoints, total=10_000_000)
+    job = start_job("tf_trainer.py", tmp_path, sim_build_zip, checkpoints, total=10_000_000)
     try:
         for line in job.stdout:  # a line per ~1000 steps; stop the job after the third
             if metric_steps([line.strip()]) and metric_steps([line.strip()])[0] >= 3000:
@@ -231,7 +154,7 @@ def test_sigterm_saves_a_checkpoint_with_the_replay_buffer_and_the_restarted_job
     stopped_at = int(saved.name.split("-")[1])
     assert stopped_at >= 3000 and stopped_at % 16 == 0  # 16 agents per step
 
-    resumed = start_job(tmp_path, sim_build_zip, checkpoints, total=stopped_at + 2000)
+    resumed = start_job("tf_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 2000)
     output = finish(resumed, timeout=180)
     assert resumed.returncode == 0
     assert f"at step {stopped_at}" in output  # "resuming from <checkpoint> at step <n>"
