@@ -22,13 +22,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "src"))
+
+import unity_build  # noqa: E402  (the trainer's own safe unzip; standard library only)
+
 BUILD_NAME = "3DBall"
 AGENT_COUNTS = (1, 16, 64)
 GOALS = {("env", 1): 2.5, ("env", 16): 6.0}
@@ -180,21 +183,7 @@ def package_player(out_dir: Path) -> Path:
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S)
     if result.returncode != 0:
         raise SystemExit(f"bench_protocol.py: packaging the simulated build failed:\n{result.stderr[-3000:]}")
-    return extract_build(out_dir / f"{BUILD_NAME}.zip", out_dir / BUILD_NAME)
-
-
-def extract_build(archive: Path, destination: Path) -> Path:
-    """Unzip a build keeping the exec bits (zipfile drops them), and return its executable."""
-    with zipfile.ZipFile(archive) as zipped:
-        for member in zipped.infolist():
-            target = Path(zipped.extract(member, destination))
-            mode = member.external_attr >> 16
-            if mode:
-                target.chmod(mode & 0o777)
-    executables = sorted(destination.rglob(f"{BUILD_NAME}.x86_64"))
-    if not executables:
-        raise SystemExit(f"bench_protocol.py: {archive} holds no {BUILD_NAME}.x86_64")
-    return executables[0]
+    return unity_build.build_from_zip(out_dir / f"{BUILD_NAME}.zip", out_dir / BUILD_NAME, BUILD_NAME)
 
 
 def run_case(python: Path, executable: Path, case: Case, seconds: float) -> dict[str, Any]:

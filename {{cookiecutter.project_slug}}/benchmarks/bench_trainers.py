@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +40,7 @@ import mlagents_fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on t
 import numpy as np  # noqa: E402
 from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
+import unity_build  # noqa: E402
 from parallel_envs import open_parallel_envs  # noqa: E402
 from trainer import LocalTrainer  # noqa: E402
 from unity_envs import make_single_agent_env  # noqa: E402
@@ -55,12 +55,7 @@ GYM_OPTIONS = {"use_visual": False, "use_uint8_visual": False, "allow_multiple_v
 def prepare_build(workdir: Path) -> tuple[Path, str]:
     """The packaged simulated build (zip) and the path of its extracted executable."""
     zip_path = package_build("3DBall", workdir)
-    with zipfile.ZipFile(zip_path) as archive:
-        for member in archive.infolist():
-            path = Path(archive.extract(member, workdir / "build"))
-            if not member.is_dir():
-                path.chmod((member.external_attr >> 16) & 0o777 or 0o644)
-    return zip_path, str(workdir / "build" / "3DBall")
+    return zip_path, str(unity_build.build_from_zip(zip_path, workdir / "build", "3DBall").with_suffix(""))
 
 
 @contextlib.contextmanager

@@ -17,7 +17,6 @@ import statistics
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +31,7 @@ from google.protobuf.internal import api_implementation  # noqa: E402
 from gym_unity.envs import UnityToGymWrapper  # noqa: E402
 from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
+import unity_build  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
 WARMUP_STEPS = 100
@@ -44,12 +44,7 @@ def prepare_build(build: str | None, workdir: Path) -> str:
     if build:
         return str(Path(build) / "3DBall")
     zip_path = package_build("3DBall", workdir)
-    with zipfile.ZipFile(zip_path) as archive:
-        for member in archive.infolist():
-            path = Path(archive.extract(member, workdir / "build"))
-            if not member.is_dir():
-                path.chmod((member.external_attr >> 16) & 0o777 or 0o644)
-    return str(workdir / "build" / "3DBall")
+    return str(unity_build.build_from_zip(zip_path, workdir / "build", "3DBall").with_suffix(""))
 
 
 def gym_steps_per_second(executable: str, steps: int) -> float:

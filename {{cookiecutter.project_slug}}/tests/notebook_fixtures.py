@@ -17,7 +17,6 @@ import io
 import json
 import re
 import subprocess
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -26,18 +25,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
+import notebook_instance
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 from botocore.validate import ParamValidator
+from notebook_aws import Clients
+from notebook_inputs import GitHubRepo
+from notebook_instance import Plan
 
-TOOLS = Path(__file__).resolve().parent.parent / "tools"
-sys.path.insert(0, str(TOOLS))
-
-import notebook_instance  # noqa: E402
-from notebook_aws import Clients  # noqa: E402
-from notebook_inputs import GitHubRepo  # noqa: E402
-from notebook_instance import Plan  # noqa: E402
+TOOLS = Path(__file__).resolve().parent.parent / "tools"  # on pytest's pythonpath (pyproject.toml)
 
 __all__ = [
     "github",
@@ -318,6 +315,14 @@ class Notebook:
             expected_params={"CodeRepositoryName": name},
         )
 
+    def expect_new_code_repository(self):
+        """The plan's code repository does not exist yet and is created (any request); returns the plan."""
+        plan = self.project.plan()
+        self.code_repository_missing(plan.code_repo_name)
+        arn = self.repo_arn(plan.code_repo_name)
+        self.stub.add_response("create_code_repository", {"CodeRepositoryArn": arn})
+        return plan
+
     def code_repository_created(self, name: str, git_config: dict) -> None:
         self.stub.add_response(
             "create_code_repository",
@@ -426,11 +431,7 @@ def private_repo(notebook, monkeypatch):
 
 def first_run(notebook, capsys) -> None:
     """Bring a private repository's notebook up from nothing (the state most tests start from)."""
-    plan = notebook.project.plan()
-    notebook.code_repository_missing(plan.code_repo_name)
-    notebook.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": notebook.repo_arn(plan.code_repo_name)}
-    )
+    plan = notebook.expect_new_code_repository()
     notebook.sign_in_url(plan.name)
     assert notebook.run() == 0
     capsys.readouterr()

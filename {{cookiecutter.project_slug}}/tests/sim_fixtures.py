@@ -20,7 +20,6 @@ import os
 import socket
 import sys
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,11 @@ import pytest
 from mlagents_envs.environment import UnityEnvironment
 from mlagents_envs.exception import UnityEnvironmentException
 
+import unity_build
 from unity_sim.package_build import package_build
 
 __all__ = [
     "SIM_BUILD_NAME",
-    "extract_build",
     "free_base_port",
     "open_sim_env",
     "process_is_gone",
@@ -75,7 +74,9 @@ def sim_build_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sim_build_dir(sim_build_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The build extracted like a user's build would be, execute bits included."""
-    return extract_build(sim_build_zip, tmp_path_factory.mktemp("sim_build"))
+    folder = tmp_path_factory.mktemp("sim_build")
+    unity_build.extract_zip(sim_build_zip, folder)  # the trainer's own unzip: permission bits restored
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -127,17 +128,6 @@ def close_quietly(env: UnityEnvironment) -> None:
     """Close an environment that a test (or a gym wrapper) may already have closed."""
     with contextlib.suppress(UnityEnvironmentException):
         env.close()
-
-
-def extract_build(zip_path: Path, target: Path) -> Path:
-    """Extract a build zip and restore each member's Unix permission bits (zipfile drops them)."""
-    with zipfile.ZipFile(zip_path) as archive:
-        for member in archive.infolist():
-            path = Path(archive.extract(member, target))
-            mode = (member.external_attr >> 16) & 0o777
-            if mode and not member.is_dir():
-                path.chmod(mode)
-    return target
 
 
 def free_base_port(count: int = 1) -> int:

@@ -12,17 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import notebook_inputs as inputs
 import pytest
+from notebook_fixtures import *  # noqa: F401,F403 (fixtures)
+from notebook_fixtures import OWNER, ROLE, git
+from notebook_inputs import GitHubRepo, Token, UserError
+from notebook_instance import Plan, build_parser, main, resolve_plan
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT / "tools"))  # tools/ is not a package: its modules import each other by name
-
-import notebook_inputs as inputs  # noqa: E402
-from notebook_fixtures import *  # noqa: E402,F401,F403 (fixtures)
-from notebook_fixtures import OWNER, ROLE, git  # noqa: E402
-from notebook_inputs import GitHubRepo, Token, UserError  # noqa: E402
-from notebook_instance import Plan, build_parser, main, resolve_plan  # noqa: E402
-
 TOOLS = REPO_ROOT / "tools"
 
 

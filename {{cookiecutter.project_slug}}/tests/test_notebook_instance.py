@@ -100,11 +100,7 @@ def test_public_repository_gets_no_secret(notebook, capsys):
 
 
 def test_prints_jupyterlab_url_and_launcher_notebook_path(private_repo, capsys):
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    plan = private_repo.expect_new_code_repository()
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
@@ -127,11 +123,7 @@ def test_waiting_shows_each_status_until_in_service(private_repo, capsys):
     private_repo.after_describe(
         lambda found: found.update(NotebookInstanceStatus=next(statuses, "InService"))
     )
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    plan = private_repo.expect_new_code_repository()
     private_repo.sign_in_url(plan.name)
 
     assert private_repo.run() == 0
@@ -147,11 +139,7 @@ def test_instance_that_fails_while_starting_reports_the_reason(private_repo, cap
             NotebookInstanceStatus="Failed", FailureReason="Unable to clone the git repository"
         )
     )
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    private_repo.expect_new_code_repository()
 
     assert private_repo.run() == 1
 
@@ -300,11 +288,7 @@ def test_name_taken_by_an_instance_of_another_repository_is_refused(private_repo
         RoleArn=ROLE,
         DefaultCodeRepository="someone-elses-repo",
     )
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    private_repo.expect_new_code_repository()
 
     assert private_repo.run() == 1
 
@@ -344,9 +328,7 @@ def test_token_is_read_from_a_hidden_prompt_in_a_terminal(notebook, capsys, monk
     notebook.github.add(notebook.project.repo_name, private=True, token=TOKEN)
     prompts = []
     monkeypatch.setattr("notebook_inputs.getpass.getpass", lambda prompt: prompts.append(prompt) or TOKEN)
-    plan = notebook.project.plan()
-    notebook.code_repository_missing(plan.code_repo_name)
-    notebook.stub.add_response("create_code_repository", {"CodeRepositoryArn": notebook.repo_arn("x")})
+    plan = notebook.expect_new_code_repository()
     notebook.sign_in_url(plan.name)
 
     assert notebook.run(stdin=FakeTerminal("")) == 0
@@ -368,11 +350,7 @@ def test_token_github_rejects_stops_before_anything_is_created(notebook, capsys,
 def test_token_never_appears_in_output_or_in_any_file(private_repo, capsys, monkeypatch, tmp_path):
     before = {path: path.read_bytes() for path in files_under(tmp_path)}
     outputs = []
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    plan = private_repo.expect_new_code_repository()
     private_repo.sign_in_url(plan.name)
     assert private_repo.run() == 0
     outputs.append(capsys.readouterr())
@@ -428,11 +406,7 @@ def test_dry_run_prints_every_request_with_the_token_masked_and_changes_nothing(
 
 def test_access_denied_on_create_names_the_action_and_pass_role(private_repo, capsys):
     private_repo.deny(private_repo.moto, "CreateNotebookInstance")
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    private_repo.expect_new_code_repository()
 
     assert private_repo.run() == 1
 
@@ -455,11 +429,7 @@ def test_access_denied_on_a_stubbed_call_names_the_action(private_repo, capsys):
 
 
 def test_denied_sign_in_link_is_only_a_warning(private_repo, capsys):
-    plan = private_repo.project.plan()
-    private_repo.code_repository_missing(plan.code_repo_name)
-    private_repo.stub.add_response(
-        "create_code_repository", {"CodeRepositoryArn": private_repo.repo_arn("x")}
-    )
+    private_repo.expect_new_code_repository()
     private_repo.stub.add_client_error(
         "create_presigned_notebook_instance_url", "AccessDeniedException", "denied", 400
     )

@@ -74,10 +74,9 @@ def role_arn(moto_endpoint) -> str:
 
 
 @pytest.fixture
-def aws_offline(aws, monkeypatch):
-    """``aws``, and resolving any name off this machine fails the test (SDKs resolve before connecting)."""
-    attempts = []
-    real = socket.getaddrinfo
+def refused_lookups(monkeypatch) -> list[str]:
+    """Names this process tries to resolve off this machine: each is refused and recorded here."""
+    attempts, real = [], socket.getaddrinfo
 
     def getaddrinfo(host, *args, **kwargs):
         if not offline_aws.is_local(host):
@@ -86,9 +85,15 @@ def aws_offline(aws, monkeypatch):
         return real(host, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return attempts
+
+
+@pytest.fixture
+def aws_offline(aws, refused_lookups):
+    """``aws``, and resolving any name off this machine fails the test (SDKs resolve before connecting)."""
     yield aws
-    if attempts:
-        pytest.fail(f"the test tried to resolve {attempts}")
+    if refused_lookups:
+        pytest.fail(f"the test tried to resolve {refused_lookups}")
 
 
 @dataclass

@@ -20,10 +20,7 @@ def notebook():
 
 
 def test_notebook_is_what_the_generator_writes():
-    import sys
-
-    sys.path.insert(0, str(REPO_ROOT / "tools"))
-    import make_launcher_notebook
+    import make_launcher_notebook  # tools/ is on pytest's pythonpath (pyproject.toml)
 
     assert NOTEBOOK.read_text(encoding="utf-8") == make_launcher_notebook.render()
 
