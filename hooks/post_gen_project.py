@@ -18,19 +18,19 @@ ANSWERS: dict = json.loads({{ cookiecutter | jsonify(indent=None) | jsonify(inde
 ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
     "ppo": (
         "src/ppo_trainer.py",
-        "tests/test_ppo_trainer.py",
+        "tests/trainers/test_ppo_trainer.py",
         "benchmarks/bench_trainers.py",  # PPO against Stable-Baselines3
         "requirements/bench.txt",
     ),
-    "tf": ("src/tf_trainer.py", "tests/test_tf_trainer.py"),
+    "tf": ("src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"),
 }
 # Support code every learning example uses (checkpoints, SavedModel export, parallel Unity
 # instances); the random example needs none of it.
 LEARNING_SUPPORT_FILES = (
-    "src/training_utils.py",
-    "src/parallel_envs.py",
-    "tests/test_parallel_envs.py",
-    "tests/learning_helpers.py",
+    "src/template_runtime/tf_blocks.py",
+    "src/template_runtime/vec_env.py",
+    "tests/runtime/test_vec_env.py",
+    "tests/trainers/learning_helpers.py",
 )
 
 # Answers that only describe the machine the template was rendered on; keeping them out of

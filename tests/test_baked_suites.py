@@ -26,6 +26,7 @@ VENVS = {
     "VENV_CONSERVATIVE": "requirements/dev-conservative.txt",
     "VENV_LAUNCHER": "requirements/launcher-dev.txt",
     "VENV_LAUNCHER_V2": "requirements/launcher-v2-dev.txt",
+    "VENV_NOTEBOOK": "requirements/notebook-dev.txt",
 }
 
 
@@ -59,7 +60,7 @@ def test_full_suites_pass_for_every_example(cookies, shared_venvs):
 
     summaries = run_make(project, "test", shared_venvs)
 
-    assert len(summaries) == 2  # tests/ and tests_launcher/
+    assert len(summaries) == 6  # tests/runtime, trainers, sim, image, launcher, notebook
 
 
 def test_launcher_suite_passes_with_sdk_v2(cookies, shared_venvs):

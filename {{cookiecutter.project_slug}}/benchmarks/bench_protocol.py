@@ -1,7 +1,7 @@
 """How fast the ML-Agents round trip is on the fast set vs the conservative set, side by side.
 
 Each measurement runs in the Python of one venv (a subprocess), against the simulated 3DBall build
-(unity_sim), whose player runs in that same venv: protobuf 6 through mlagents_fastpath on both
+(unity_sim), whose player runs in that same venv: protobuf 6 through template_runtime.fastpath on both
 ends, or protobuf 3.20.3 pure Python on both ends. It prints env steps/s and agent-steps/s through
 UnityEnvironment (1, 16, 64 agents) and through gym-unity's UnityToGymWrapper (1 agent).
 
@@ -30,7 +30,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "src"))
 
-import unity_build  # noqa: E402  (the trainer's own safe unzip; standard library only)
+from template_runtime import build as unity_build  # noqa: E402  (the trainer's own safe unzip; standard library only)
 
 BUILD_NAME = "3DBall"
 AGENT_COUNTS = (1, 16, 64)
@@ -64,7 +64,7 @@ CASES = [*(Case("env", n) for n in AGENT_COUNTS), Case("gym", 1)]
 def measure(executable: str, case: Case, seconds: float) -> dict[str, Any]:
     """Step the build for ``seconds`` with random actions; return steps/s and agent-steps/s."""
     sys.path.insert(0, str(REPO_ROOT / "src"))
-    import mlagents_fastpath
+    import template_runtime.fastpath as mlagents_fastpath
 
     mlagents_fastpath.install()  # already done by the import; explicit, as it must precede mlagents_envs
     from mlagents_envs.environment import UnityEnvironment

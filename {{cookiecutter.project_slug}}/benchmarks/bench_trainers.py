@@ -33,17 +33,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT)]
 
-import mlagents_fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on the fast protobuf)
+import template_runtime.fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on the fast protobuf)
 
 # isort: split
 
 import numpy as np  # noqa: E402
 from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
-import unity_build  # noqa: E402
-from parallel_envs import open_parallel_envs  # noqa: E402
+from template_runtime import build as unity_build  # noqa: E402
+from template_runtime.unity import make_single_agent_env  # noqa: E402
+from template_runtime.vec_env import open_parallel_envs  # noqa: E402
 from trainer import LocalTrainer  # noqa: E402
-from unity_envs import make_single_agent_env  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
 BASE_PORT = 5805
@@ -75,7 +75,7 @@ def gym_env(executable: str, worker_id: int = 0, args: tuple[str, ...] = ()):
 
 
 class RandomActions(LocalTrainer):
-    """Random actions through the same env plumbing the trainers use (parallel_envs)."""
+    """Random actions through the same env plumbing the trainers use (template_runtime.vec_env)."""
 
     def run(self, num_envs: int, steps: int = 3000) -> float:
         with open_parallel_envs(self, self.download_unity_env(), num_envs) as envs:

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO_ROOT / "src"), str(REPO_ROOT)]
 
-import mlagents_fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on the fast protobuf)
+import template_runtime.fastpath  # noqa: E402,F401  (first: lets mlagents_envs run on the fast protobuf)
 
 # isort: split
 
@@ -31,7 +31,7 @@ from google.protobuf.internal import api_implementation  # noqa: E402
 from gym_unity.envs import UnityToGymWrapper  # noqa: E402
 from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
-import unity_build  # noqa: E402
+from template_runtime import build as unity_build  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
 WARMUP_STEPS = 100

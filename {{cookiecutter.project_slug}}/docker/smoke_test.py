@@ -17,9 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
-# mlagents_fastpath goes first: its import hook lets mlagents_envs import on protobuf 6.
+# template_runtime.fastpath goes first: its import hook lets mlagents_envs import on protobuf 6.
 LIBRARY_MODULES = (
-    "mlagents_fastpath",
+    "template_runtime.fastpath",
     "mlagents_envs.environment",
     "gym_unity.envs",
     "tensorflow",

@@ -2,7 +2,7 @@
 
 The launcher's environment has no TensorFlow or mlagents, so ``src/*_trainer.py`` cannot be
 imported here. Its ``config`` dict and trainer.py's ``DEFAULT_CONFIG`` are literals, so ``ast``
-reads them; hyperparameters are then checked and converted with trainer_config.coerce (stdlib
+reads them; hyperparameters are then checked and converted with template_runtime.config.coerce (stdlib
 only, loaded from src/), the very function the trainer applies to SM_HPS in the job, so a value
 has the same type on both sides. The names passed to ``log_metrics(...)`` give the job's metric
 definitions.
@@ -49,7 +49,7 @@ class EntryPoint:
                 )
             try:
                 checked[key] = coerce(key, value, self.config[key], f"{source} for {self.name}")
-            except ValueError as error:  # trainer_config.ConfigError
+            except ValueError as error:  # template_runtime.config.ConfigError
                 raise LaunchError(str(error)) from None
         return checked
 
@@ -136,8 +136,8 @@ _loaded: dict[Path, ModuleType] = {}
 
 
 def _trainer_config(source_dir: Path) -> ModuleType:
-    """src/trainer_config.py, imported from its file under a private name (it needs only the stdlib)."""
-    path = (source_dir / "trainer_config.py").resolve()
+    """src/template_runtime/config.py, imported from its file under a private name (stdlib only)."""
+    path = (source_dir / "template_runtime" / "config.py").resolve()
     if path not in _loaded:
         if not path.is_file():
             raise LaunchError(

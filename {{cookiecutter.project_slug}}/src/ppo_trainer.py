@@ -25,9 +25,7 @@ import tensorflow as tf
 from gym import spaces
 from tqdm import tqdm
 
-from parallel_envs import open_parallel_envs
-from trainer import ConfigError, Trainer
-from training_utils import (
+from template_runtime.tf_blocks import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
@@ -38,6 +36,8 @@ from training_utils import (
     restore_training_state,
     save_training_state,
 )
+from template_runtime.vec_env import open_parallel_envs
+from trainer import ConfigError, Trainer
 
 config = {
     # The Unity build and environment (trainer.DEFAULT_CONFIG explains every key; for local runs

@@ -7,9 +7,11 @@ deals with an env, ``self.config`` and folders to write to; this module does the
 * config: DEFAULT_CONFIG < the script's ``config`` < project.toml build settings (local runs only)
   < hyperparameters (``SM_HPS`` in a job, then ``--key value``); each value keeps the type of the
   layer below it, so ``--use_visual false`` is the bool False;
-* the Unity build: a zip in S3, a SageMaker input channel, or a zip/folder on disk (unity_build.py);
-* the environment: ``UnityEnvironment`` plus the gym wrapper, or the multi-agent env (unity_envs.py),
-  always closed again, including on exceptions, SIGTERM (SageMaker stop, spot interruption) and Ctrl-C;
+* the Unity build: a zip in S3, a SageMaker input channel, or a zip/folder on disk
+  (template_runtime/build.py);
+* the environment: ``UnityEnvironment`` plus the gym wrapper, or the multi-agent env
+  (template_runtime/unity.py), always closed again, including on exceptions, SIGTERM (SageMaker
+  stop, spot interruption) and Ctrl-C;
 * where results go: SageMaker's folders inside a job, ``runs/<name>-<YYYYmmdd-HHMMSS>/`` locally.
 """
 
@@ -29,15 +31,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import mlagents_fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
+import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
 
 # isort: split
 import numpy as np
 from mlagents_envs.environment import UnityEnvironment
 from mlagents_envs.exception import UnityException, UnityWorkerInUseException
 
-import unity_build
-from trainer_config import (
+from template_runtime import build as unity_build
+from template_runtime.config import (
     ConfigError,
     in_sagemaker_job,
     merge_config,
@@ -46,7 +48,7 @@ from trainer_config import (
     read_sm_hps,
     validate_config,
 )
-from unity_envs import (
+from template_runtime.unity import (
     MultiAgentUnityEnv,
     RunningPlayer,
     UnityEnvOptionError,
@@ -84,7 +86,7 @@ DEFAULT_CONFIG: dict[str, object] = {
     "worker_id": 0,  # the player talks on port 5005 + worker_id; the next free id is taken if it is busy
     "use_visual": False,  # observe the camera (True) or the vector observations (False)
     "use_uint8_visual": False,  # visual observations as uint8 0-255 instead of float 0-1
-    "multiagent": False,  # every agent of the behaviour, as lists (see unity_envs.MultiAgentUnityEnv)
+    "multiagent": False,  # every agent of the behaviour, as lists (template_runtime.unity.MultiAgentUnityEnv)
     "flatten_branched": False,  # several discrete branches become one Discrete (else MultiDiscrete)
     "allow_multiple_visual_obs": False,  # a list of every visual observation instead of the first
     "no_graphics": True,  # start the player with -nographics -batchmode (False only for cameras on a GPU)

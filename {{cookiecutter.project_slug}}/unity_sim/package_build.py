@@ -9,7 +9,7 @@ real build handles this one unchanged):
                          "${UNITY_SIM_PYTHON:-python3}" 3DBall_Data/Python/unity_sim/player.py "$@"
     UnityPlayer.so       a placeholder for the engine library a real build ships
     3DBall_Data/         app.info (company, product), boot.config, and Python/ with this package
-                         and mlagents_fastpath.py (copied from src/ when present)
+                         and mlagents_fastpath.py (src/template_runtime/fastpath.py, when present)
 
 Extract with something that restores modes (``unzip``, or ``zipfile`` plus a chmod from
 ``ZipInfo.external_attr``), or chmod the launcher yourself. The zip is reproducible: same sources,
@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-FASTPATH_SOURCE = PACKAGE_DIR.parent / "src" / "mlagents_fastpath.py"
+FASTPATH_SOURCE = PACKAGE_DIR.parent / "src" / "template_runtime" / "fastpath.py"
 PLAYER_MODULES = ("__init__.py", "academy.py", "ball_balance.py", "player.py", "wire.py")
 """What the player needs at run time (package_build itself stays out of the build)."""
 BUILD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")

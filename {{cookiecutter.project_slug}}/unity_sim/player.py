@@ -147,14 +147,18 @@ def watch_parent() -> None:
 def import_protocol_modules() -> str | None:
     """Put our package and ``mlagents_fastpath`` on the path and install its hook before mlagents_envs.
 
-    In a build ``mlagents_fastpath.py`` sits next to ``unity_sim/``; in the source tree it is in ``src/``.
+    In a build ``mlagents_fastpath.py`` sits next to ``unity_sim/``; in the source tree it is
+    ``src/template_runtime/fastpath.py``.
     Returns None when mlagents-envs' message classes import, else a message saying what to do.
     """
     for folder in (CODE_ROOT, CODE_ROOT / "src"):
         if folder.is_dir() and str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
     with contextlib.suppress(ImportError):  # not needed on protobuf 3.20; the next import tells
-        import mlagents_fastpath  # noqa: F401  (installs the import hook on protobuf >= 4)
+        try:
+            import mlagents_fastpath  # noqa: F401  (a packaged build: installs the hook on protobuf >= 4)
+        except ImportError:
+            from template_runtime import fastpath  # noqa: F401  (the source tree: src/template_runtime/)
     try:
         import mlagents_envs.communicator_objects.unity_message_pb2  # noqa: F401
     except (TypeError, ImportError) as error:  # "Descriptors cannot be created directly"

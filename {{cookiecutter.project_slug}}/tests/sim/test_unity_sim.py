@@ -1,0 +1,603 @@
+"""The simulated Unity player: its task, its wire bytes, its packaging, and the real protocol end to end.
+
+End-to-end tests start the packaged build through mlagents-envs' own ``UnityEnvironment`` (and
+gym-unity's ``UnityToGymWrapper``), exactly as a trainer starts a real Unity build.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import stat
+import subprocess
+import sys
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
+
+# isort: split
+
+import numpy as np
+import pytest
+from gym import spaces
+from gym_unity.envs import UnityToGymWrapper
+from mlagents_envs.base_env import ActionTuple
+from mlagents_envs.communicator_objects.command_pb2 import RESET, STEP
+from mlagents_envs.communicator_objects.unity_message_pb2 import UnityMessageProto
+from mlagents_envs.communicator_objects.unity_rl_input_pb2 import UnityRLInputProto
+from mlagents_envs.environment import UnityEnvironment
+from mlagents_envs.side_channel.engine_configuration_channel import EngineConfigurationChannel
+from mlagents_envs.side_channel.environment_parameters_channel import EnvironmentParametersChannel
+from mlagents_envs.side_channel.side_channel import OutgoingMessage, SideChannel
+from PIL import Image
+from sim_fixtures import SIM_BUILD_NAME, free_base_port, open_sim_env, wait_until_gone
+
+from unity_sim import wire
+from unity_sim.academy import Academy, AcademySettings
+from unity_sim.ball_balance import BallBalance, balancing_controller
+from unity_sim.package_build import build_files, package_build
+
+BEHAVIOR = "3DBall?team=0"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def play_task(env: BallBalance, policy, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Run one episode per agent directly on the task; returns (returns, lengths)."""
+    returns = np.zeros(env.num_agents)
+    lengths = np.zeros(env.num_agents, int)
+    finished = np.zeros(env.num_agents, bool)
+    while not finished.all():
+        outcome = env.step(policy(env.observations(), rng))
+        returns += np.where(finished, 0.0, outcome.reward)
+        lengths += ~finished
+        finished |= outcome.ended
+    return returns, lengths
+
+
+def random_policy(observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(-1, 1, (len(observations), 2))
+
+
+def gym_episode(env: UnityToGymWrapper, choose) -> tuple[float, list[float], dict]:
+    """One gym episode; ``choose(obs)`` gives the action. Returns (return, rewards, last info)."""
+    obs, done, rewards, info = env.reset(), False, [], {}
+    while not done:
+        obs, reward, done, info = env.step(choose(obs))
+        rewards.append(reward)
+    return float(sum(rewards)), rewards, info
+
+
+def observe(env: UnityEnvironment) -> tuple:
+    """(decision steps, terminal steps) of the only behaviour."""
+    return env.get_steps(BEHAVIOR)
+
+
+def step_with(
+    env: UnityEnvironment, continuous: np.ndarray | None = None, discrete: np.ndarray | None = None
+):
+    env.set_actions(BEHAVIOR, ActionTuple(continuous=continuous, discrete=discrete))
+    env.step()
+    return observe(env)
+
+
+def run_player(
+    executable: str, *args: str, python: str | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess:
+    """Run the build's launcher directly (no trainer listening) and collect its output."""
+    env = {**os.environ, "UNITY_SIM_PYTHON": python or sys.executable}
+    return subprocess.run(
+        [executable + ".x86_64", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def roundtrip_bytes(data: bytes) -> bytes:
+    """What protobuf itself serializes for the message these bytes decode to."""
+    return UnityMessageProto.FromString(data).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def default_env(sim_executable: str):
+    """One default build (1 agent, vector observations, continuous actions) shared by this module."""
+    with open_sim_env(sim_executable) as env:
+        pid = env._process.pid
+        yield env
+    assert wait_until_gone(pid, timeout=10)
+
+
+# ---- the task ----------------------------------------------------------------------------------
+
+
+def test_controller_keeps_ball_up_for_whole_episode():
+    env = BallBalance(num_agents=200, max_steps=1000, seed=3)
+    returns, lengths = play_task(env, lambda obs, rng: balancing_controller(obs), np.random.default_rng(0))
+    assert lengths.min() == 1000
+    assert returns.mean() == pytest.approx(100.0, abs=1e-3)
+
+
+def test_random_actions_drop_ball_within_a_few_dozen_steps():
+    env = BallBalance(num_agents=1000, max_steps=1000, seed=3)
+    returns, lengths = play_task(env, random_policy, np.random.default_rng(0))
+    assert lengths.mean() < 40
+    assert returns.mean() < 3.0  # measured 1.56; the controller scores 100
+
+
+def test_task_is_deterministic_for_a_seed():
+    runs = [
+        play_task(BallBalance(8, 200, seed=11), random_policy, np.random.default_rng(5)) for _ in range(2)
+    ]
+    other = play_task(BallBalance(8, 200, seed=12), random_policy, np.random.default_rng(5))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    assert not np.array_equal(runs[0][0], other[0])
+
+
+def test_environment_parameter_waits_for_next_episode():
+    env = BallBalance(num_agents=1, max_steps=100, seed=0)
+    assert env.set_parameter("scale", 2.0)
+    assert env.ball_radius == 0.5
+    env.restart(np.ones(1, bool))
+    assert env.ball_radius == 1.0
+
+
+def test_environment_parameter_rejects_zero_mass():
+    with pytest.raises(ValueError, match="mass=0.0"):
+        BallBalance(num_agents=1, max_steps=100, seed=0).set_parameter("mass", 0.0)
+
+
+# ---- bytes on the wire -------------------------------------------------------------------------
+
+WIRE_CASES = {
+    "vector-continuous": AcademySettings(agents=3, max_steps=3),
+    "visual-gray-discrete-masks": AcademySettings(
+        agents=2, max_steps=3, sensors=("vector", "visual", "gray"), action_type="discrete", action_masks=True
+    ),
+    "uncompressed-branched": AcademySettings(
+        agents=2, max_steps=3, sensors=("visual", "gray"), compressed_images=False, action_type="branched"
+    ),
+}
+
+
+@pytest.mark.parametrize("settings", WIRE_CASES.values(), ids=WIRE_CASES.keys())
+def test_step_messages_are_byte_identical_to_protobuf(settings: AcademySettings):
+    academy = Academy(settings)
+    academy._next_agent_id = 300_000  # ids past the small-varint table
+    command = UnityRLInputProto(command=RESET)
+    for _ in range(6):  # crosses max_steps, so terminal infos with max_step_reached are included
+        data = wire.encode_step_message(academy.handle(command))
+        assert roundtrip_bytes(data) == data
+        command = UnityRLInputProto(command=STEP)
+        for _ in range(settings.agents):
+            action = command.agent_actions[BEHAVIOR].value.add()
+            action.continuous_actions.extend([1.0, -1.0])
+            action.discrete_actions.extend([2] if settings.action_type == "discrete" else [2, 0])
+
+
+def test_fall_message_is_byte_identical_to_protobuf():
+    info = wire.encode_agent_info(-1.0, 2**31 - 1, b"", done=True)
+    data = wire.encode_step_message(wire.encode_rl_output(BEHAVIOR, [info], side_channel=b"\x01\x02"))
+    assert roundtrip_bytes(data) == data
+    decoded = UnityMessageProto.FromString(data).unity_output.rl_output
+    agent = decoded.agentInfos[BEHAVIOR].value[0]
+    assert (agent.reward, agent.done, agent.max_step_reached, agent.id) == (-1.0, True, False, 2**31 - 1)
+
+
+def test_png_encoder_output_decodes_with_pillow():
+    image = np.random.default_rng(0).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    import io
+
+    np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(wire.encode_png(image)))), image)
+
+
+def test_side_channel_reader_extracts_float_parameter():
+    message = OutgoingMessage()
+    message.write_string("gravity")
+    message.write_int32(0)
+    message.write_float32(4.5)
+    channel = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
+    data = channel.bytes_le + len(message.buffer).to_bytes(4, "little") + bytes(message.buffer)
+    [(channel_id, payload)] = list(wire.split_side_channel(data))
+    assert channel_id == wire.ENVIRONMENT_PARAMETERS_CHANNEL
+    assert wire.read_environment_parameter(payload) == ("gravity", 4.5)
+
+
+def test_side_channel_reader_stops_at_truncated_message():
+    data = uuid.uuid4().bytes_le + (100).to_bytes(4, "little") + b"short"
+    assert list(wire.split_side_channel(data)) == []
+
+
+# ---- packaging ---------------------------------------------------------------------------------
+
+
+def test_build_zip_has_unity_linux_player_layout(sim_build_zip: Path):
+    names = set(zipfile.ZipFile(sim_build_zip).namelist())
+    expected = {
+        f"{SIM_BUILD_NAME}.x86_64",
+        "UnityPlayer.so",
+        f"{SIM_BUILD_NAME}_Data/app.info",
+        f"{SIM_BUILD_NAME}_Data/Python/unity_sim/player.py",
+        f"{SIM_BUILD_NAME}_Data/Python/mlagents_fastpath.py",
+    }
+    assert expected <= names
+
+
+def test_launcher_mode_is_stored_in_zip(sim_build_zip: Path):
+    info = zipfile.ZipFile(sim_build_zip).getinfo(f"{SIM_BUILD_NAME}.x86_64")
+    assert (info.external_attr >> 16) & 0o777 == 0o755
+
+
+def test_extracted_launcher_is_executable(sim_build_dir: Path):
+    launcher = sim_build_dir / f"{SIM_BUILD_NAME}.x86_64"
+    assert launcher.stat().st_mode & stat.S_IXUSR
+    assert launcher.read_text().startswith("#!/bin/sh")
+
+
+def test_package_build_is_reproducible(tmp_path: Path):
+    first = package_build("Repeat", tmp_path / "a").read_bytes()
+    assert package_build("Repeat", tmp_path / "b").read_bytes() == first
+
+
+def test_package_build_rejects_name_unsafe_for_a_file_name(tmp_path: Path):
+    with pytest.raises(ValueError, match="build name '../evil'"):
+        package_build("../evil", tmp_path)
+
+
+def test_package_build_cli_writes_named_zip(tmp_path: Path):
+    result = subprocess.run(
+        [sys.executable, "-m", "unity_sim.package_build", "--name", "Roller", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert Path(result.stdout.strip()) == tmp_path / "Roller.zip"
+    assert "Roller.x86_64" in zipfile.ZipFile(tmp_path / "Roller.zip").namelist()
+
+
+def test_build_uses_name_for_behavior_default():
+    assert build_files("Roller")["Roller_Data/app.info"][0].decode().splitlines()[1] == "Roller"
+
+
+def test_player_without_packages_names_them_and_unity_sim_python(sim_executable: str, tmp_path: Path):
+    bare_python = tmp_path / "bare-python"  # this interpreter without site-packages
+    bare_python.write_text(f'#!/bin/sh\nexec "{sys.executable}" -I -S "$@"\n')
+    bare_python.chmod(0o755)
+    result = run_player(sim_executable, "--mlagents-port", "1", python=str(bare_python))
+    assert result.returncode == 1
+    assert "grpcio" in result.stderr and "mlagents-envs" in result.stderr
+    assert "UNITY_SIM_PYTHON" in result.stderr
+
+
+def test_player_rejects_unknown_action_type_naming_choices(sim_executable: str):
+    result = run_player(sim_executable, "--mlagents-port", "1", "--action-type", "sideways")
+    assert result.returncode == 2
+    assert "'sideways'" in result.stderr and "continuous, discrete, branched" in result.stderr
+
+
+# ---- through UnityEnvironment: defaults ---------------------------------------------------------
+
+
+def test_default_build_registers_3dball_behavior(default_env: UnityEnvironment):
+    spec = default_env.behavior_specs[BEHAVIOR]
+    assert [obs.shape for obs in spec.observation_specs] == [(8,)]
+    assert (spec.action_spec.continuous_size, spec.action_spec.discrete_branches) == (2, ())
+
+
+def test_gym_wrapper_sees_box_spaces(default_env: UnityEnvironment):
+    env = UnityToGymWrapper(default_env)
+    assert env.observation_space.shape == (8,)
+    assert isinstance(env.action_space, spaces.Box) and env.action_space.shape == (2,)
+    assert (env.action_space.low.min(), env.action_space.high.max()) == (-1.0, 1.0)
+
+
+def test_gym_random_episodes_end_with_fall_penalty(default_env: UnityEnvironment):
+    env = UnityToGymWrapper(default_env, action_space_seed=0)
+    returns = []
+    for _ in range(25):
+        episode_return, rewards, info = gym_episode(env, lambda obs: env.action_space.sample())
+        assert rewards[-1] == pytest.approx(-1.0) and not info["step"].interrupted[0]
+        assert np.allclose(rewards[:-1], 0.1)
+        returns.append(episode_return)
+    assert np.mean(returns) < 3.0
+
+
+def test_fall_sends_terminal_and_new_agent_in_same_step(default_env: UnityEnvironment):
+    default_env.reset()
+    decision, _ = observe(default_env)
+    first_id = decision.agent_id[0]
+    terminal = observe(default_env)[1]
+    while len(terminal) == 0:
+        decision, terminal = step_with(default_env, continuous=np.ones((1, 2), np.float32))
+    assert list(terminal.agent_id) == [first_id] and terminal.reward[0] == pytest.approx(-1.0)
+    assert len(decision) == 1 and decision.agent_id[0] != first_id
+
+
+def test_reset_gives_agent_a_new_id(default_env: UnityEnvironment):
+    default_env.reset()
+    before = observe(default_env)[0].agent_id[0]
+    default_env.reset()
+    assert observe(default_env)[0].agent_id[0] != before
+
+
+def test_step_limit_sets_interrupted_with_alive_reward(unity_env_factory):
+    env = UnityToGymWrapper(unity_env_factory(additional_args=["--max-steps", "150"]))
+    episode_return, rewards, info = gym_episode(env, lambda obs: balancing_controller(obs[None])[0])
+    assert len(rewards) == 150 and episode_return == pytest.approx(15.0, abs=1e-4)
+    assert info["step"].interrupted[0]
+
+
+# ---- options -------------------------------------------------------------------------------------
+
+
+def test_discrete_build_offers_nine_actions(unity_env_factory):
+    env = UnityToGymWrapper(
+        unity_env_factory(additional_args=["--action-type", "discrete"]), action_space_seed=1
+    )
+    assert env.action_space == spaces.Discrete(9)
+    _, rewards, _ = gym_episode(env, lambda obs: env.action_space.sample())
+    assert rewards[-1] == pytest.approx(-1.0)
+
+
+def test_branched_build_offers_two_branches_of_three(unity_env_factory):
+    unity_env = unity_env_factory(additional_args=["--action-type", "branched"])
+    assert UnityToGymWrapper(unity_env).action_space == spaces.MultiDiscrete([3, 3])
+    flattened = UnityToGymWrapper(unity_env, flatten_branched=True)
+    assert flattened.action_space == spaces.Discrete(9)
+    assert flattened.step(4)[0].shape == (8,)
+
+
+def test_action_mask_blocks_tilting_past_the_limit(unity_env_factory):
+    parameters = EnvironmentParametersChannel()
+    parameters.set_float_parameter("gravity", 0.0)  # the ball stays put, so no episode ends
+    env = unity_env_factory(
+        additional_args=["--action-type", "branched", "--action-masks"], side_channels=[parameters]
+    )
+    env.reset()
+    for _ in range(12):  # more than enough to reach +25 degrees about z
+        decision, _ = step_with(env, discrete=np.array([[2, 1]]))
+    z_mask, x_mask = decision.action_mask
+    assert z_mask.tolist() == [[False, False, True]]
+    assert not x_mask.any()
+
+
+def test_visual_observation_arrives_as_float_image(unity_env_factory):
+    env = UnityToGymWrapper(unity_env_factory(additional_args=["--observations", "visual"]))
+    obs = env.reset()
+    assert env.observation_space.shape == (32, 32, 3) and obs.dtype == np.float32
+    assert obs.min() == 0.0 and obs.max() == 1.0  # black border, white ball
+
+
+def test_visual_observation_arrives_as_uint8_image(unity_env_factory):
+    env = UnityToGymWrapper(
+        unity_env_factory(additional_args=["--observations", "visual"]), uint8_visual=True
+    )
+    obs = env.reset()
+    assert obs.dtype == np.uint8 and obs.max() == 255
+
+
+def test_uncompressed_visual_equals_png_visual(unity_env_factory):
+    base_port = free_base_port(2)
+    png = unity_env_factory(
+        base_port=base_port, worker_id=0, additional_args=["--observations", "visual+gray"]
+    )
+    raw = unity_env_factory(
+        base_port=base_port,
+        worker_id=1,
+        additional_args=["--observations", "visual+gray", "--uncompressed-visual"],
+    )
+    for env in (png, raw):
+        env.reset()
+    for png_obs, raw_obs in zip(observe(png)[0].obs, observe(raw)[0].obs, strict=True):
+        np.testing.assert_array_equal(png_obs, raw_obs)
+
+
+def test_several_observations_reach_gym_as_tuple(unity_env_factory):
+    unity_env = unity_env_factory(
+        additional_args=["--observations", "vector+visual+gray", "--image-size", "24"]
+    )
+    env = UnityToGymWrapper(unity_env, allow_multiple_obs=True)
+    assert [space.shape for space in env.observation_space.spaces] == [(24, 24, 3), (24, 24, 1), (8,)]
+    assert [obs.shape for obs in env.reset()] == [(24, 24, 3), (24, 24, 1), (8,)]
+
+
+def test_several_agents_each_get_decisions_and_new_ids(unity_env_factory):
+    env = unity_env_factory(additional_args=["--agents", "16"])
+    env.reset()
+    decision, _ = observe(env)
+    seen = set(decision.agent_id.tolist())
+    assert len(seen) == 16
+    ended = 0
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        decision, terminal = step_with(env, continuous=rng.uniform(-1, 1, (16, 2)).astype(np.float32))
+        assert len(decision) == 16
+        assert set(terminal.agent_id.tolist()) <= seen
+        ended += len(terminal)
+        seen |= set(decision.agent_id.tolist())
+    assert ended > 0 and len(seen) == 16 + ended
+
+
+def test_environment_parameters_apply_at_next_reset(unity_env_factory):
+    parameters = EnvironmentParametersChannel()
+    env = unity_env_factory(side_channels=[parameters])
+    env.reset()
+    parameters.set_float_parameter("scale", 3.0)  # ball radius 1.5, sent with the next command
+    decision, _ = step_with(env, continuous=np.zeros((1, 2), np.float32))
+    assert _ball_radius(decision.obs[0][0]) == pytest.approx(0.5, abs=1e-5)
+    env.reset()
+    assert _ball_radius(observe(env)[0].obs[0][0]) == pytest.approx(1.5, abs=1e-5)
+
+
+def _ball_radius(obs: np.ndarray) -> float:
+    """Undo the slope part of the height observation: what is left is the ball's radius."""
+    tilt_z, tilt_x, x, height, z = obs[:5]
+    return float(height - x * np.sin(tilt_z) + z * np.sin(tilt_x))
+
+
+class _UnknownChannel(SideChannel):
+    """A side channel the player has never heard of."""
+
+    def __init__(self) -> None:
+        super().__init__(uuid.UUID("0badc0de-0000-4000-8000-000000000001"))
+
+    def on_message_received(self, msg) -> None:  # the player never answers
+        raise AssertionError("the simulated player sent a message on an unknown channel")
+
+
+def test_engine_configuration_and_unknown_side_channels_are_accepted(unity_env_factory):
+    engine, unknown = EngineConfigurationChannel(), _UnknownChannel()
+    env = unity_env_factory(side_channels=[engine, unknown])
+    engine.set_configuration_parameters(time_scale=20.0, width=84, height=84)
+    message = OutgoingMessage()
+    message.write_string("hello")
+    unknown.queue_message_to_send(message)
+    env.reset()
+    decision, _ = step_with(env, continuous=np.zeros((1, 2), np.float32))
+    assert len(decision) == 1
+
+
+# ---- seeds ---------------------------------------------------------------------------------------
+
+
+def _first_observations(env: UnityEnvironment, steps: int) -> np.ndarray:
+    """Vector observations of the first ``steps`` decisions with fixed actions (episodes included)."""
+    env.reset()
+    rows = [observe(env)[0].obs[0][0].copy()]
+    for _ in range(steps):
+        rows.append(step_with(env, continuous=np.full((1, 2), 0.7, np.float32))[0].obs[0][0].copy())
+    return np.array(rows)
+
+
+def test_same_handshake_seed_gives_same_episodes(unity_env_factory):
+    base_port = free_base_port(2)
+    runs = [
+        _first_observations(unity_env_factory(base_port=base_port, worker_id=w, seed=5), 60) for w in (0, 1)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_handshake_seed_is_used_without_seed_argument(unity_env_factory):
+    base_port = free_base_port(2)
+    runs = [
+        _first_observations(unity_env_factory(base_port=base_port, worker_id=w, seed=w), 0) for w in (0, 1)
+    ]
+    assert not np.array_equal(runs[0], runs[1])
+
+
+def test_seed_argument_overrides_handshake_seed(unity_env_factory):
+    base_port = free_base_port(2)
+    runs = [
+        _first_observations(
+            unity_env_factory(base_port=base_port, worker_id=w, seed=w, additional_args=["--seed", "9"]), 30
+        )
+        for w in (0, 1)
+    ]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+# ---- processes, ports, logs ---------------------------------------------------------------------
+
+
+def test_two_builds_run_at_once_on_neighbouring_worker_ids(unity_env_factory):
+    base_port = free_base_port(2)
+    envs = [
+        unity_env_factory(base_port=base_port, worker_id=w, additional_args=["--seed", str(w)])
+        for w in (0, 1)
+    ]
+    for env in envs:
+        env.reset()
+    for _ in range(20):
+        for env in envs:
+            assert len(step_with(env, continuous=np.zeros((1, 2), np.float32))[0]) == 1
+    assert [env._port for env in envs] == [base_port, base_port + 1]
+    assert not np.array_equal(observe(envs[0])[0].obs[0], observe(envs[1])[0].obs[0])
+
+
+def test_close_leaves_no_player_process(unity_env_factory):
+    env = unity_env_factory()
+    pid = env._process.pid
+    env.close()
+    assert wait_until_gone(pid, timeout=10)
+
+
+KILLED_TRAINER = """
+import sys
+sys.path.insert(0, sys.argv[2])
+import template_runtime.fastpath
+from mlagents_envs.environment import UnityEnvironment
+env = UnityEnvironment(sys.argv[1], base_port=int(sys.argv[3]), no_graphics=True, timeout_wait=30)
+env.reset()
+print("PLAYER_PID", env._process.pid, flush=True)
+sys.stdin.read()
+"""
+
+
+def _read_player_pid(trainer: subprocess.Popen, timeout: float) -> int:
+    """The pid the trainer script prints (the player's own log lines may come first on stdout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([trainer.stdout], [], [], deadline - time.monotonic())
+        line = trainer.stdout.readline() if ready else ""
+        if line.startswith("PLAYER_PID"):
+            return int(line.split()[1])
+        if ready and not line:
+            break  # the trainer script ended without a pid
+    raise AssertionError(f"the trainer script reported no player pid within {timeout} s")
+
+
+def test_player_exits_when_trainer_process_is_killed(sim_executable: str):
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", KILLED_TRAINER, sim_executable, str(REPO_ROOT / "src"), str(free_base_port())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        player_pid = _read_player_pid(trainer, timeout=60)
+    finally:
+        trainer.kill()  # SIGKILL: no atexit, no close()
+        trainer.wait()
+    try:
+        assert wait_until_gone(player_pid, timeout=10), "the player outlived its killed trainer"
+    finally:
+        if not wait_until_gone(player_pid, timeout=0):
+            os.kill(player_pid, signal.SIGKILL)
+
+
+def test_player_started_by_hand_connects_to_given_port(sim_executable: str):
+    port = free_base_port()
+    player = subprocess.Popen(
+        [sim_executable + ".x86_64", "--mlagents-port", str(port)],
+        env={**os.environ, "UNITY_SIM_PYTHON": sys.executable},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        env = UnityEnvironment(file_name=None, base_port=port, timeout_wait=30)  # "Editor" mode: no launch
+        assert BEHAVIOR in env.behavior_specs
+        env.close()
+        assert player.wait(timeout=10) == 0
+    finally:
+        if player.poll() is None:
+            player.kill()
+            player.wait()
+
+
+def test_unknown_unity_flags_are_ignored_and_log_file_written(unity_env_factory, tmp_path: Path):
+    log_file = tmp_path / "logs" / "player.log"
+    env = unity_env_factory(
+        additional_args=["-screen-fullscreen", "0", "-force-vulkan", "-logFile", str(log_file)]
+    )
+    env.reset()
+    assert "connected to mlagents-envs" in log_file.read_text()
+    assert "-screen-fullscreen" in log_file.read_text()
+
+
+def test_log_folder_receives_player_log(unity_env_factory, tmp_path: Path):
+    unity_env_factory(log_folder=str(tmp_path), worker_id=0).reset()
+    assert (tmp_path / "Player-0.log").stat().st_size > 0
