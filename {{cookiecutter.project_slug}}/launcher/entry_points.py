@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 from launcher.errors import LaunchError
+from launcher.runtime import rules
 
 UNKNOWN = None
 """The default of a config key whose value is not a literal: any value is accepted for it."""
-_FILE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.py$")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,10 @@ def available(source_dir: Path) -> list[str]:
 
 def load_entry_point(name: str, source_dir: Path) -> EntryPoint:
     """Read ``source_dir/name``; the error names the scripts that do exist."""
-    if not isinstance(name, str) or not _FILE_NAME.match(name):
-        raise LaunchError(
-            f"entry_point={name!r} is not a Python file name in src/ (like 'random_trainer.py'); "
-            f"available: {', '.join(available(source_dir)) or 'none'}"
-        )
+    try:
+        rules.entry_point(name, "entry_point")
+    except rules.RuleError as error:
+        raise LaunchError(f"{error}; available: {', '.join(available(source_dir)) or 'none'}") from None
     path = source_dir / name
     if not path.is_file():
         raise LaunchError(

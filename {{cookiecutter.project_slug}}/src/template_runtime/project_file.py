@@ -15,10 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-try:  # as part of the package (trainer, launcher with src/ on sys.path) or as a plain module
-    from template_runtime import rules
-except ImportError:  # pragma: no cover - loaded by file path
-    import rules  # type: ignore[no-redef]
+from template_runtime import rules
 
 FILE_NAME = "project.toml"
 # How an unrendered template file starts a placeholder (split so this file holds no placeholder itself).
