@@ -166,7 +166,11 @@ def read_project_settings(path: Path, explicit: bool) -> dict:
         return {}
     except project_file.ProjectFileError as error:
         raise ConfigError(f"project_file: {error}\n(or set project_file to '' to leave it out)") from None
-    return {key: getattr(found, field) for field, key in PROJECT_SETTINGS.items() if getattr(found, field) is not None}
+    return {
+        key: getattr(found, field)
+        for field, key in PROJECT_SETTINGS.items()
+        if getattr(found, field) is not None
+    }
 
 
 def validate_config(config: dict) -> None:

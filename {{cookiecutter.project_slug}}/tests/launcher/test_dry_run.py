@@ -8,10 +8,10 @@ import threading
 
 import pytest
 from conftest import IMAGE_URI, make_project, offline_environment, run_launch
-from template_runtime import rules
 from test_settings import HOSTILE_CASES, HOSTILE_SETTINGS
 
 from launcher import api, cli
+from template_runtime import rules
 
 
 def closed_port() -> int:
@@ -59,8 +59,15 @@ def test_sdk_telemetry_is_caught_by_the_guard_when_opted_in(dead_endpoint, refus
 
 def dry_run_args(project, name: str, value: str) -> list[str]:
     # the hostile value comes last, so it wins over the project's role
-    return ["--project-file", str(project.file), "--set", f"role={project.role}", "--set", f"{name}={value}",
-            "--dry-run"]
+    return [
+        "--project-file",
+        str(project.file),
+        "--set",
+        f"role={project.role}",
+        "--set",
+        f"{name}={value}",
+        "--dry-run",
+    ]
 
 
 @pytest.mark.parametrize(("name", "value"), HOSTILE_CASES, ids=[f"{n}={v[:40]!r}" for n, v in HOSTILE_CASES])
@@ -74,7 +81,10 @@ def test_dry_run_refuses_every_setting_the_template_would_refuse(dead_endpoint, 
 
 
 FIRST_OF_EACH = [(name, values[0]) for name, values in HOSTILE_SETTINGS.items()] + [
-    ("instance_type", "ml.fake.huge"), ("s3_bucket", "abc--ol-s3"), ("s3_bucket", "192.168.1.1")]
+    ("instance_type", "ml.fake.huge"),
+    ("s3_bucket", "abc--ol-s3"),
+    ("s3_bucket", "192.168.1.1"),
+]
 
 
 @pytest.mark.parametrize(("name", "value"), FIRST_OF_EACH, ids=[f"{n}={v[:40]!r}" for n, v in FIRST_OF_EACH])

@@ -7,11 +7,11 @@ import tomllib
 
 import pytest
 from conftest import IMAGE_URI, REPO_ROOT, make_project
-from template_runtime import rules
 
 from launcher import settings as settings_module
 from launcher.errors import LaunchError
 from launcher.settings import require_role, resolve
+from template_runtime import rules
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 
@@ -196,14 +196,18 @@ def test_default_base_job_name_joins_project_and_algorithm(project):
 def test_template_project_file_is_refused(tmp_path):
     template = tmp_path / "project.toml"
     template.write_text('[aws]\nregion = "{{' + ' cookiecutter.aws_region }}"\n')  # split: no Jinja left here
-    with pytest.raises(LaunchError, match="unrendered template's project.toml.*generate a project with cookiecutter"):
+    with pytest.raises(
+        LaunchError, match="unrendered template's project.toml.*generate a project with cookiecutter"
+    ):
         resolve(project_file=str(template), role=ROLE)
 
 
 def test_missing_project_entries_are_named(tmp_path):
     partial = tmp_path / "project.toml"
     partial.write_text('[aws]\nregion = "us-east-1"\n')
-    with pytest.raises(LaunchError, match=r"(?s)\[aws\] s3_bucket is missing.*\[unity_build\] zip_key is missing"):
+    with pytest.raises(
+        LaunchError, match=r"(?s)\[aws\] s3_bucket is missing.*\[unity_build\] zip_key is missing"
+    ):
         resolve(project_file=str(partial), role=ROLE)
 
 
@@ -213,31 +217,71 @@ ROLE_IN_CHINA = "arn:aws-cn:iam::123456789012:role/SageMakerRole"
 # setting -> values the launcher must refuse before anything is sent (issue 14's list, and more)
 HOSTILE_SETTINGS: dict[str, list[str]] = {
     "role": [
-        ROLE + "\n", ROLE + "\r", ROLE + " ", " " + ROLE, ROLE + "\t", ROLE.replace("Sage", "Sa\u200bge"),
-        ROLE.replace("123", "\u0661\u0662\u0663"), ROLE.replace("Maker", "M\u0430ker"), ROLE_IN_CHINA,
-        "arn:aws:iam::123456789012:user/SageMakerRole", ROLE + "x" * 60, "arn:aws:iam::123456789012:role/",
+        ROLE + "\n",
+        ROLE + "\r",
+        ROLE + " ",
+        " " + ROLE,
+        ROLE + "\t",
+        ROLE.replace("Sage", "Sa\u200bge"),
+        ROLE.replace("123", "\u0661\u0662\u0663"),
+        ROLE.replace("Maker", "M\u0430ker"),
+        ROLE_IN_CHINA,
+        "arn:aws:iam::123456789012:user/SageMakerRole",
+        ROLE + "x" * 60,
+        "arn:aws:iam::123456789012:role/",
         "arn:aws:iam::123456789012:role//x",
     ],
     "image_uri": [
-        IMAGE_URI + "\n", IMAGE_URI + "\t", " " + IMAGE_URI, IMAGE_URI + "\u200b",
-        IMAGE_URI.replace("unity", "\u0443nity"), IMAGE_URI.replace("unity-rl", "u" * 300),
-        IMAGE_URI.replace("us-east-1", "us-west-2"), IMAGE_URI.replace("/", "/\n"),
+        IMAGE_URI + "\n",
+        IMAGE_URI + "\t",
+        " " + IMAGE_URI,
+        IMAGE_URI + "\u200b",
+        IMAGE_URI.replace("unity", "\u0443nity"),
+        IMAGE_URI.replace("unity-rl", "u" * 300),
+        IMAGE_URI.replace("us-east-1", "us-west-2"),
+        IMAGE_URI.replace("/", "/\n"),
         "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/unity-rl:test",
     ],
     "instance_type": [
-        "ml.c5.xlarge\n", "ml.c5.xlarge ", " ml.c5.xlarge", "ml.\u04415.xlarge", "ML.C5.XLARGE", "ml.fake.huge",
-        "ml.c5.3xlarge", "ml.t2.medium",  # a notebook instance type, not a training one
+        "ml.c5.xlarge\n",
+        "ml.c5.xlarge ",
+        " ml.c5.xlarge",
+        "ml.\u04415.xlarge",
+        "ML.C5.XLARGE",
+        "ml.fake.huge",
+        "ml.c5.3xlarge",
+        "ml.t2.medium",  # a notebook instance type, not a training one
     ],
     "s3_bucket": [
-        "a..b", "192.168.1.1", "xn--abc", "abc--ol-s3", "amzn-s3-demo-abc", "abc--x-s3", "abc.mrap",
-        "abc--table-s3", "abc-s3alias", "sthree-abc", "bucket\n", "bucket ", "\tbucket", "buck\u0435t", "ab",
+        "a..b",
+        "192.168.1.1",
+        "xn--abc",
+        "abc--ol-s3",
+        "amzn-s3-demo-abc",
+        "abc--x-s3",
+        "abc.mrap",
+        "abc--table-s3",
+        "abc-s3alias",
+        "sthree-abc",
+        "bucket\n",
+        "bucket ",
+        "\tbucket",
+        "buck\u0435t",
+        "ab",
         "a" * 64,
     ],
     "region": ["us-east-1\n", "us-east-1 ", "us-\u0435ast-1", "us-east-\u0661", "mars", "US-EAST-1"],
     "build_key": [
-        "builds/3DBall.zip\n", " builds/3DBall.zip", "/builds/3DBall.zip", "builds/../3DBall.zip",
-        "builds//3DBall.zip", "builds/3DBall.tar", "s3://a..b/3DBall.zip", "s3://bucket/3DBall.zip\n",
-        "s3://bucket/", "s3://Bucket/3DBall.zip",
+        "builds/3DBall.zip\n",
+        " builds/3DBall.zip",
+        "/builds/3DBall.zip",
+        "builds/../3DBall.zip",
+        "builds//3DBall.zip",
+        "builds/3DBall.tar",
+        "s3://a..b/3DBall.zip",
+        "s3://bucket/3DBall.zip\n",
+        "s3://bucket/",
+        "s3://Bucket/3DBall.zip",
     ],
     "base_job_name": ["my_job", "job\n", "-job", "j" * 49, "j\u00f6b"],
     "entry_point": ["random_trainer.py\n", "random_trainer.py ", "../random_trainer.py", "random trainer.py"],
@@ -259,14 +303,18 @@ def test_region_with_a_newline_is_refused_as_the_region_not_the_image(project):
 
 
 def test_instance_type_is_checked_against_botocores_training_instance_types(project):
-    with pytest.raises(LaunchError, match=r"instance_type='ml.fake.huge': is not a SageMaker training instance"):
+    with pytest.raises(
+        LaunchError, match=r"instance_type='ml.fake.huge': is not a SageMaker training instance"
+    ):
         settings(project, instance_type="ml.fake.huge")
     assert settings(project, instance_type="ml.m7i-flex.large").instance_type == "ml.m7i-flex.large"
 
 
 def test_role_from_the_environment_is_checked_naming_the_variable(project, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_ROLE_ARN", ROLE + "\n")
-    with pytest.raises(LaunchError, match=r"^\$SAGEMAKER_ROLE_ARN='arn:aws:iam::123456789012:role/SageMakerRole\\n'"):
+    with pytest.raises(
+        LaunchError, match=r"^\$SAGEMAKER_ROLE_ARN='arn:aws:iam::123456789012:role/SageMakerRole\\n'"
+    ):
         settings(project, role=None)
 
 
@@ -297,8 +345,9 @@ HOSTILE_FILE_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("table", "key", "value"), HOSTILE_FILE_VALUES,
-                         ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_FILE_VALUES])
+@pytest.mark.parametrize(
+    ("table", "key", "value"), HOSTILE_FILE_VALUES, ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_FILE_VALUES]
+)
 def test_bad_value_in_project_toml_is_refused_naming_file_table_and_key(project, table, key, value):
     text = project.file.read_text(encoding="utf-8")
     section = text.index(f"[{table}]")

@@ -186,7 +186,7 @@ def test_project_toml_is_not_read_inside_a_job(job, tmp_path):
 
 
 def test_unrendered_template_project_toml_is_ignored(outside_job, tmp_path):
-    placeholder = TEMPLATE_MARKER + 's3_bucket }}'
+    placeholder = TEMPLATE_MARKER + "s3_bucket }}"
     (tmp_path / "project.toml").write_text(f'[aws]\ns3_bucket = "{placeholder}"\n')
     assert Probe({"project_file": str(tmp_path / "project.toml")}, argv=[]).config["bucket"] == ""
 
@@ -219,8 +219,11 @@ HOSTILE_PROJECT_VALUES = [
 ]
 
 
-@pytest.mark.parametrize(("table", "key", "value"), HOSTILE_PROJECT_VALUES,
-                         ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_PROJECT_VALUES])
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    HOSTILE_PROJECT_VALUES,
+    ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_PROJECT_VALUES],
+)
 def test_project_toml_value_the_template_would_refuse_is_named(outside_job, tmp_path, table, key, value):
     text = PROJECT_TOML.replace(f'{key} = "', f'{key} = "REPLACE', 1)
     start = text.index('"REPLACE')
