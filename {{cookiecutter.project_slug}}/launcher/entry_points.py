@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher.errors import LaunchError
-from launcher.runtime import runtime_module
+from launcher.runtime import rules, runtime_module
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,10 @@ def available(source_dir: Path) -> list[str]:
 def load_entry_point(name: str, source_dir: Path) -> EntryPoint:
     """Read ``source_dir/name``; the error says what is wrong and names the scripts that do exist."""
     reader = runtime_module("entry_point")
-    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".py"):
-        raise LaunchError(
-            f"entry_point={name!r} is not a Python file name in src/ (like 'random_trainer.py'); "
-            f"available: {', '.join(available(source_dir)) or 'none'}"
-        )
+    try:
+        rules.entry_point(name, "entry_point")
+    except rules.RuleError as error:
+        raise LaunchError(f"{error}; available: {', '.join(available(source_dir)) or 'none'}") from None
     path = source_dir / name
     if not path.is_file():
         raise LaunchError(
