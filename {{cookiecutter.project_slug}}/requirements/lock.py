@@ -77,6 +77,8 @@ SETS = (
     LockSet("launcher", ("launcher.txt",), "launcher-dev", False, "a launcher-only venv or kernel"),
     LockSet("launcher-v2-dev", ("launcher-v2-dev.txt",), None, False, "make test-launcher-v2"),
     LockSet("launcher-v2", ("launcher-v2.txt",), "launcher-v2-dev", False, "an SDK v2 launcher venv"),
+    LockSet("notebook-dev", ("notebook-dev.txt",), None, False, "make test-notebook / make notebook"),
+    LockSet("notebook", ("notebook.txt",), "notebook-dev", False, "a boto3-only notebook tool venv"),
 )
 BY_NAME = {s.name: s for s in SETS}
 
