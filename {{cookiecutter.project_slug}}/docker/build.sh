@@ -17,8 +17,6 @@
 #                            /usr/local/share/ca-certificates) that apt and pip need during the build,
 #                            e.g. behind a corporate proxy. Passed as a BuildKit secret: not in the image.
 #   --install-ca-certificates  also add them to the image's system store (then the image holds them).
-#   --no-xvfb                leave out Xvfb and Mesa's software OpenGL (~210 MB less): enough for Unity
-#                            builds run with no_graphics (vector observations), not for cameras.
 #   --tag NAME               the local name of the image (build.sh only; default from project.toml).
 #   -- ARGS...               passed to `docker build` as they are (e.g. -- --network host).
 #
@@ -29,7 +27,7 @@ set -euo pipefail
 SCRIPT_NAME=build.sh
 # shellcheck source=SCRIPTDIR/lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
-readonly USAGE="usage: bash docker/build.sh [--gpu] [--base IMAGE] [--ca-certificates PATH] [--install-ca-certificates] [--no-xvfb] [--tag NAME] [--dry-run] [-- DOCKER_BUILD_ARGS...]"
+readonly USAGE="usage: bash docker/build.sh [--gpu] [--base IMAGE] [--ca-certificates PATH] [--install-ca-certificates] [--tag NAME] [--dry-run] [-- DOCKER_BUILD_ARGS...]"
 
 parse_arguments() {
     while [[ $# -gt 0 ]]; do

@@ -6,8 +6,7 @@
 #   bash docker/build_and_push.sh --gpu        # GPU image -> the same repository, tag <tag>-gpu
 #   bash docker/build_and_push.sh --dry-run    # print the commands; needs neither docker nor AWS
 #
-# It takes build.sh's options too (--base, --ca-certificates, --install-ca-certificates, --no-xvfb,
-# -- ARGS).
+# It takes build.sh's options too (--base, --ca-certificates, --install-ca-certificates, -- ARGS).
 # Rebuild after any change under requirements/ or docker/: the image holds the packages, while src/
 # is uploaded with every job. Needs docker (with a running daemon, BuildKit), the AWS CLI and
 # credentials for the account in the URI; the ECR repository is created when missing. To build with
@@ -17,7 +16,7 @@ set -euo pipefail
 SCRIPT_NAME=build_and_push.sh
 # shellcheck source=SCRIPTDIR/lib.sh
 source "${BASH_SOURCE[0]%/*}/lib.sh"
-readonly USAGE="usage: bash docker/build_and_push.sh [--gpu] [--base IMAGE] [--ca-certificates PATH] [--install-ca-certificates] [--no-xvfb] [--dry-run] [-- DOCKER_BUILD_ARGS...]"
+readonly USAGE="usage: bash docker/build_and_push.sh [--gpu] [--base IMAGE] [--ca-certificates PATH] [--install-ca-certificates] [--dry-run] [-- DOCKER_BUILD_ARGS...]"
 
 parse_arguments() {
     while [[ $# -gt 0 ]]; do

@@ -13,7 +13,6 @@ VARIANT=cpu
 BASE_IMAGE=""           # --base: the CPU stage's PYTHON_IMAGE build arg
 CA_CERTIFICATES=""      # --ca-certificates: a PEM file (or a folder of them) for the build's downloads
 INSTALL_CA_CERTIFICATES=0
-XVFB=1                  # --no-xvfb: 0
 LOCAL_TAG=""            # --tag: the local name of the built image (default <repository>:<tag>)
 EXTRA_BUILD_ARGS=()     # after --: passed to docker build as they are
 DOCKER="${DOCKER:-docker}"
@@ -48,7 +47,6 @@ build_option() {
             CA_CERTIFICATES="$2"
             OPTION_WORDS=2 ;;
         --install-ca-certificates) INSTALL_CA_CERTIFICATES=1 ;;
-        --no-xvfb) XVFB=0 ;;
         *) OPTION_WORDS=0 ;;
     esac
 }
@@ -181,7 +179,6 @@ print_build_plan() {
     echo "# Build the $VARIANT training image (run from the repository root; no AWS needed)"
     echo "#   local tag:  $LOCAL_TAG"
     [[ -z "$BASE_IMAGE" ]] || echo "#   base:       $BASE_IMAGE"
-    [[ "$XVFB" == 1 ]] || echo "#   without Xvfb and software OpenGL (for builds run with no_graphics)"
     [[ -z "$CA_CERTIFICATES" ]] || echo "#   extra CA certificates for the build: $CA_CERTIFICATES$([[ "$INSTALL_CA_CERTIFICATES" == 1 ]] && echo ' (also installed in the image)')"
 }
 
@@ -195,7 +192,6 @@ build_image() {
         command+=(--secret "id=ca-certificates,src=${CA_FILE:-$CA_CERTIFICATES}")
     fi
     [[ "$INSTALL_CA_CERTIFICATES" == 0 ]] || command+=(--build-arg INSTALL_CA_CERTIFICATES=1)
-    [[ "$XVFB" == 1 ]] || command+=(--build-arg XVFB=0)
     command+=(--tag "$LOCAL_TAG" "${EXTRA_BUILD_ARGS[@]}" .)
     BUILD_STARTED="$SECONDS"
     run "${command[@]}"

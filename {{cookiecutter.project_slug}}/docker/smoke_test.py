@@ -81,10 +81,9 @@ def trainer_modules(src: Path) -> list[str]:
     return (["trainer"] if (src / "trainer.py").exists() else []) + names
 
 
-def missing_programs(xvfb: bool = True) -> list[str]:
+def missing_programs() -> list[str]:
     """Programs the job contracts need on PATH, and python3 must be this interpreter's venv."""
-    programs = [name for name in IMAGE_PROGRAMS if xvfb or name != "Xvfb"]
-    failures = [f"{name} is not on PATH" for name in programs if shutil.which(name) is None]
+    failures = [f"{name} is not on PATH" for name in IMAGE_PROGRAMS if shutil.which(name) is None]
     python3 = shutil.which("python3")
     if python3 and Path(python3).parent != Path(sys.executable).parent:
         failures.append(f"python3 on PATH is {python3}, not {sys.executable}: jobs would miss the packages")
@@ -95,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--src", type=Path, help="the repository's src/ folder (a job's code)")
     parser.add_argument("--image", action="store_true", help="also check the programs the image provides")
-    parser.add_argument("--no-xvfb", action="store_true", help="the image was built with XVFB=0")
     args = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep the build log readable
@@ -109,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         modules = list(LIBRARY_MODULES)
         failures = import_modules(modules) + missing_distributions()
     if args.image:
-        failures += missing_programs(xvfb=not args.no_xvfb)
+        failures += missing_programs()
     for failure in failures:
         print(f"smoke test: {failure}", file=sys.stderr)
     if failures:

@@ -201,11 +201,9 @@ def test_runtime_puts_the_venv_python_first_on_path_and_unbuffers_output():
     assert env["PYTHONUNBUFFERED"] == "1"
 
 
-def test_runtime_installs_the_unity_player_libraries_and_xvfb_unless_left_out():
-    (install,) = [run for run in runs_in("runtime") if "apt-get install" in run]
-    assert set(install.split()) >= UNITY_PLAYER_LIBRARIES
-    assert 'xvfb_packages="xvfb libgl1-mesa-dri"' in install and "$xvfb_packages" in install
-    assert 'if [ "$XVFB" != 1 ]; then xvfb_packages=""; fi' in install
+def test_runtime_installs_the_unity_player_libraries_and_xvfb():
+    packages = set(" ".join(runs_in("runtime")).split())
+    assert packages >= UNITY_PLAYER_LIBRARIES | {"xvfb", "libgl1-mesa-dri"}
 
 
 def test_apt_steps_leave_no_package_cache_in_their_layer():
@@ -236,7 +234,7 @@ def test_smoke_test_is_the_last_build_step():
     stage, instruction, value = instructions()[-1]
     assert (stage, instruction) == ("runtime", "RUN")
     assert "--mount=type=bind,source=docker/smoke_test.py,target=/tmp/smoke_test.py" in value
-    assert "python3 /tmp/smoke_test.py --image" in value
+    assert value.rstrip().endswith("python3 /tmp/smoke_test.py --image")
 
 
 def test_dockerignore_admits_exactly_what_the_dockerfile_reads_and_never_src():
