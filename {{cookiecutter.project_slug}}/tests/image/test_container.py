@@ -184,22 +184,13 @@ def test_a_change_in_src_rebuilds_nothing(engine, image, base_image, context, fi
     assert engine.image_id(image) == before
 
 
-def test_tensorflow_import_time_with_and_without_bytecode(engine, image, figures):
-    """The image holds no .pyc files (PYTHONDONTWRITEBYTECODE): what that costs a job's start, and
-    what compiling them (python -m compileall) would add to the image."""
+def test_tensorflow_import_time_in_the_image(engine, image, figures):
+    """The image holds no .pyc files (PYTHONDONTWRITEBYTECODE): what a job's `import tensorflow` costs."""
     timed = (
         "import time; t = time.perf_counter(); import tensorflow; print(round(time.perf_counter() - t, 2))"
     )
-    script = (
-        f'python3 -c "{timed}"; du -sm /opt/venv | cut -f1; '
-        "python3 -m compileall -q -j 2 /opt/venv/lib >/dev/null 2>&1; "
-        f'du -sm /opt/venv | cut -f1; python3 -c "{timed}"'
-    )
-    result = engine.docker("run", "--rm", "--network", "none", image, "sh", "-c", script, timeout=900)
-    without, size_before, size_after, with_pyc = result.stdout.split()[-4:]
-    figures["tensorflow_import_seconds_no_pyc"] = float(without)
-    figures["tensorflow_import_seconds_with_pyc"] = float(with_pyc)
-    figures["pyc_would_add_mb"] = int(size_after) - int(size_before)
+    result = engine.docker("run", "--rm", "--network", "none", image, "python3", "-c", timed, timeout=300)
+    figures["tensorflow_import_seconds"] = float(result.stdout.split()[-1])
 
 
 def test_pip_check_passes_inside_the_image(engine, image):
@@ -358,7 +349,7 @@ def test_bash_as_pid_1_runs_its_command_under_init(engine, image):
         "tr '\\0' ' ' < /proc/1/cmdline; echo; echo \"$$\"",
     )
     first, pid = result.stdout.splitlines()[:2]
-    assert first.split()[1:3] == ["/opt/unity-rl/init", "/bin/bash"], first
+    assert "/opt/unity-rl/init /bin/bash -c " in first, first  # python3 -I /opt/unity-rl/init ...
     assert pid != "1"
 
 
