@@ -164,6 +164,9 @@ class Engine:
         except subprocess.TimeoutExpired:
             os.killpg(self.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+        # Images and layers (GBs): gone with the engine, unless something is still mounted there.
+        if not any(str(self.folder) in line for line in Path("/proc/mounts").read_text().splitlines()):
+            shutil.rmtree(self.folder / "root", ignore_errors=True)
 
     def leftovers(self) -> list[str]:
         """Everything the stopped engine left on the host (empty when it cleaned up after itself)."""
