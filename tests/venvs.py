@@ -1,8 +1,11 @@
-"""Build each baked project's venv once per requirement set, and share it across tests and runs.
+"""Build each baked project's venv once per lock, and share it across tests and runs.
 
-A venv is keyed by the Python version and the full text of its requirement files (following
-``-r`` includes) and build constraints, so an edited pin gets a fresh venv and an unchanged one
-is reused. Venvs live in ``.venvs/`` at the template root (or $TEMPLATE_VENV_CACHE).
+A venv is the project's hashed lock (requirements/locks/<set>.txt, see the rendered
+requirements/lock.py) installed the way the rendered Makefile installs it: locks/build.txt first
+(pip < 24.1, setuptools 65.5, wheel: what gym 0.20's sdist needs), then the set's lock with
+``--require-hashes --no-build-isolation``. It is keyed by the Python version and the text of both
+locks, so a refreshed lock gets a fresh venv and an unchanged one is reused. Venvs live in
+``.venvs/`` at the template root (or $TEMPLATE_VENV_CACHE).
 """
 
 from __future__ import annotations
@@ -19,37 +22,26 @@ VENV_ROOT = Path(os.environ.get("TEMPLATE_VENV_CACHE", TEMPLATE_DIR / ".venvs"))
 COMPLETE_MARK = ".complete"
 
 
-def requirement_texts(requirements: Path) -> list[str]:
-    """The file's text followed by the text of every file it includes with ``-r``."""
-    texts = [requirements.read_text(encoding="utf-8")]
-    for line in texts[0].splitlines():
-        line = line.strip()
-        if line.startswith(("-r ", "--requirement ")):
-            texts += requirement_texts(requirements.parent / line.split(maxsplit=1)[1])
-    return texts
-
-
-def venv_key(requirements: Path, constraints: Path) -> str:
+def venv_key(lock: Path, build_lock: Path) -> str:
     digest = hashlib.sha256(sys.version.encode())
-    for text in [*requirement_texts(requirements), constraints.read_text(encoding="utf-8")]:
-        digest.update(text.encode())
-    return f"{requirements.stem}-{digest.hexdigest()[:12]}"
+    for path in (lock, build_lock):
+        digest.update(path.read_bytes())
+    return f"{lock.stem}-lock-{digest.hexdigest()[:12]}"
 
 
-def venv_for(requirements: Path, constraints: Path) -> Path:
-    """Return a venv holding ``requirements``, creating it the first time (about a minute)."""
-    path = VENV_ROOT / venv_key(requirements, constraints)
+def venv_for(lock: Path, build_lock: Path) -> Path:
+    """Return a venv holding ``lock``, creating it the first time (one to two minutes)."""
+    path = VENV_ROOT / venv_key(lock, build_lock)
     if (path / COMPLETE_MARK).exists():
         return path
     shutil.rmtree(path, ignore_errors=True)  # a build that was interrupted half-way
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-    env = {**os.environ, "PIP_CONSTRAINT": str(constraints), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run(
-        [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", "-r", str(requirements)],
-        check=True,
-        env=env,
-    )
+    env = {k: v for k, v in os.environ.items() if k != "PIP_CONSTRAINT"}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    pip = [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet", "--require-hashes"]
+    subprocess.run([*pip, "--no-deps", "-r", str(build_lock)], check=True, env=env)
+    subprocess.run([*pip, "--no-build-isolation", "-r", str(lock)], check=True, env=env)
     # The baked Makefile treats this stamp as "installed"; the mark says the build finished.
     (path / ".installed").touch()
     (path / COMPLETE_MARK).touch()

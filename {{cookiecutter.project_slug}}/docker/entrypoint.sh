@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The image's entrypoint: start Xvfb when the job sets UNITY_USE_XVFB=1 (see xvfb.sh), then become the
-# job's command. SageMaker SDK v2 runs `<image> train`; `docker run <image> <command>` works the same.
-# exec keeps the command as the container's main process, so SIGTERM from a stopped or interrupted
-# spot job reaches the trainer (which checkpoints) instead of this script.
+# The image's entrypoint (run by init, PID 1): start Xvfb when the job sets UNITY_USE_XVFB=1 (see
+# xvfb.sh), then become the job's command. SageMaker SDK v2 runs `<image> train`; `docker run <image>
+# <command>` works the same. init passes SIGTERM from a stopped or interrupted spot job on to the
+# trainer (which checkpoints), see init.py.
 set -euo pipefail
 
 # shellcheck source=SCRIPTDIR/xvfb.sh

@@ -2,7 +2,7 @@
 # Start a virtual X display for Unity builds that render cameras, when a job asks for it with
 # UNITY_USE_XVFB=1 (and DISPLAY is not set yet); exports DISPLAY for the Unity player to use.
 #
-# Sourced, never executed: the image sets BASH_ENV to this file, so bash reads it before running
+# Sourced, never executed: the image's BASH_ENV (bash_env.sh) sources it, so bash reads it before running
 # SDK v3's sm_train.sh (which replaces the image entrypoint), and entrypoint.sh sources it for SDK v2's
 # `train` and `docker run`. It therefore changes no shell options and leaves only DISPLAY behind.
 # Settings: UNITY_XVFB_SCREEN (default 1024x768x24), UNITY_XVFB_COMMAND (default Xvfb).
