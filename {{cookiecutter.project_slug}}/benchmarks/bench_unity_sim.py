@@ -1,11 +1,14 @@
 """Throughput of the simulated Unity build: the ceiling any trainer's speed is measured against.
 
-    python benchmarks/bench_unity_sim.py [--steps 2000] [--repeats 3] [--agents 16 64]
+    python benchmarks/bench_unity_sim.py [--steps 2000] [--repeats 3] [--agents 12 16 64]
 
 Prints random-action steps per second through gym-unity's UnityToGymWrapper (1 agent), then
 agent-steps per second through the low-level UnityEnvironment API with several agents per build
 (one decision for every agent per step). Each figure is the median of ``--repeats`` runs after a
-short warm-up. The build is packaged fresh into a temporary folder unless ``--build`` names one.
+short warm-up. Every figure is measured twice, runs alternating: with the build's 3DBall physics,
+and with ``--physics none`` (the same player and protocol with the balls hanging still: the
+least a player speaking this protocol costs). The ratio is what the physics costs; the goal is at
+least 0.8x. The build is packaged fresh into a temporary folder unless ``--build`` names one.
 Run it with the interpreter (and protobuf) you train with: protobuf 3.20 is several times slower.
 """
 
@@ -47,10 +50,17 @@ def prepare_build(build: str | None, workdir: Path) -> str:
     return str(unity_build.build_from_zip(zip_path, workdir / "build", "3DBall").with_suffix(""))
 
 
-def gym_steps_per_second(executable: str, steps: int) -> float:
+PHYSICS_GOAL = 0.8
+"""The build with physics must keep at least this share of the speed without."""
+
+
+def gym_steps_per_second(executable: str, steps: int, physics: str = "physx") -> float:
     """Random actions through the gym wrapper, resetting after each episode like a trainer does."""
     env = UnityToGymWrapper(
-        UnityEnvironment(executable, base_port=BASE_PORT, no_graphics=True), action_space_seed=0
+        UnityEnvironment(
+            executable, base_port=BASE_PORT, no_graphics=True, additional_args=["--agents", "1", "--physics", physics]
+        ),
+        action_space_seed=0,
     )
     try:
         env.reset()
@@ -64,10 +74,13 @@ def gym_steps_per_second(executable: str, steps: int) -> float:
         env.close()
 
 
-def agent_steps_per_second(executable: str, agents: int, steps: int) -> float:
+def agent_steps_per_second(executable: str, agents: int, steps: int, physics: str = "physx") -> float:
     """Random actions for every agent through the low-level API; agents restart on their own."""
     env = UnityEnvironment(
-        executable, base_port=BASE_PORT, no_graphics=True, additional_args=["--agents", str(agents)]
+        executable,
+        base_port=BASE_PORT,
+        no_graphics=True,
+        additional_args=["--agents", str(agents), "--physics", physics],
     )
     try:
         env.reset()
@@ -91,12 +104,30 @@ def median_of(repeats: int, measure) -> tuple[float, list[float]]:
     return statistics.median(runs), runs
 
 
+def side_by_side(repeats: int, measure) -> tuple[tuple[float, list[float]], tuple[float, list[float]]]:
+    """``measure(physics)`` for physx and none, alternating, so load changes hit both alike."""
+    runs: dict[str, list[float]] = {"physx": [], "none": []}
+    for _ in range(repeats):
+        for physics in runs:
+            runs[physics].append(measure(physics))
+    return tuple((statistics.median(values), values) for values in runs.values())  # type: ignore[return-value]
+
+
+def _line(label: str, unit: str, physx: tuple[float, list[float]], none: tuple[float, list[float]]) -> str:
+    ratio = physx[0] / none[0]
+    verdict = "met" if ratio >= PHYSICS_GOAL else "MISSED"
+    return (
+        f"{label}: {physx[0]:,.0f} {unit} with 3DBall physics, {none[0]:,.0f} without "
+        f"({ratio:.2f}x, goal >= {PHYSICS_GOAL}x {verdict}; runs: {_fmt(physx[1])} / {_fmt(none[1])})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=2000, help="timed steps per run (default 2000)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure; the median is shown")
     parser.add_argument(
-        "--agents", type=int, nargs="*", default=[16, 64], help="agent counts (default 16 64)"
+        "--agents", type=int, nargs="*", default=[12, 16, 64], help="agent counts (default 12 16 64)"
     )
     parser.add_argument(
         "--build", help="an extracted build folder holding 3DBall.x86_64 (default: package one)"
@@ -113,14 +144,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench_unity_sim_") as workdir:
         executable = prepare_build(arguments.build, Path(workdir))
-        median, runs = median_of(arguments.repeats, lambda: gym_steps_per_second(executable, arguments.steps))
-        print(f"gym wrapper, 1 agent, random actions: {median:,.0f} steps/s  (runs: {_fmt(runs)})")
+        physx, none = side_by_side(
+            arguments.repeats, lambda physics: gym_steps_per_second(executable, arguments.steps, physics)
+        )
+        print(_line("gym wrapper, 1 agent, random actions", "steps/s", physx, none))
         for agents in arguments.agents:
-            median, runs = median_of(
+            physx, none = side_by_side(
                 arguments.repeats,
-                lambda n=agents: agent_steps_per_second(executable, n, arguments.steps // 4),
+                lambda physics, n=agents: agent_steps_per_second(executable, n, arguments.steps // 4, physics),
             )
-            print(f"low-level API, {agents} agents: {median:,.0f} agent-steps/s  (runs: {_fmt(runs)})")
+            print(_line(f"low-level API, {agents} agents", "agent-steps/s", physx, none))
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
     return 0
 
 

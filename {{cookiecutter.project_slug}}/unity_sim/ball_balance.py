@@ -68,6 +68,11 @@ ANGULAR_DRAG = 0.01
 """The ball Rigidbody's angular drag (its linear drag is 0)."""
 CONTACT_OFFSET = 0.01
 """Unity's default contact offset: contacts start this far before touching."""
+DEPENETRATION_BIAS = 0.0
+"""0: a penetration (the cube turned into the ball) is removed by moving the ball out. > 0: by a
+velocity of this share of the penetration per step (PhysX's bias), which the ball keeps."""
+MAX_DEPENETRATION_VELOCITY = 10.0
+"""Unity's Physics.defaultMaxDepenetrationVelocity."""
 ALIVE_REWARD = 0.1
 FALL_REWARD = -1.0
 OBSERVATION_SIZE = 8
@@ -106,9 +111,16 @@ _DT = np.array(FIXED_DELTA_TIME)
 _PER_STEP = np.array(1.0 / FIXED_DELTA_TIME)
 _ZERO = np.array(0.0)
 _TINY = np.array(1e-12)
+_BIAS_PER_STEP = np.array(DEPENETRATION_BIAS / FIXED_DELTA_TIME)
+_MAX_DEPENETRATION = np.array(MAX_DEPENETRATION_VELOCITY)
 _ROLL_SHARE = np.array(2.0 / 7.0)
 """Share of the contact point's slip a solid ball's friction takes from its velocity."""
-_DIAGONAL = (0, 1, 2, 3)
+_HALF = np.array(0.5)
+_ONE = np.array(1.0)
+_STEPS = np.arange(1.0, DECISION_PERIOD + 1.0)
+_HAMILTON_INDEX = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]])
+_HAMILTON_SIGN = np.array([[1.0, -1, -1, -1], [1, 1, -1, 1], [1, 1, 1, -1], [1, -1, 1, 1]])
+"""q * r = (q[:, _HAMILTON_INDEX] * _HAMILTON_SIGN) @ r for quaternions (w, x, y, z)."""
 _LEVI_CIVITA = np.zeros((3, 9))
 """``(n @ _LEVI_CIVITA).reshape(3, 3) @ u`` is the cross product n x u."""
 for (_a, _b, _c), _sign in (((0, 1, 2), 1), ((1, 2, 0), 1), ((2, 0, 1), 1), ((0, 2, 1), -1), ((2, 1, 0), -1), ((1, 0, 2), -1)):
@@ -121,40 +133,47 @@ def _turn(rotation: np.ndarray, degrees: np.ndarray) -> np.ndarray:
 
     Each step: ``Rotate(z, degrees[:, 0])`` then ``Rotate(x, degrees[:, 1])`` in the cube's frame,
     each only while the quaternion's z (x) component is inside the limit in the direction of turning
-    (Ball3DAgent.OnActionReceived). Without the limit the 5 steps are powers of one turn, computed
-    at once; an agent at the limit makes it go step by step.
+    (Ball3DAgent.OnActionReceived). Away from the limit a step is one fixed turn d = dz * dx, so the
+    5 steps are q * d^k, k = 1..5, computed at once; an agent at the limit makes it go step by step.
     """
-    half = np.deg2rad(degrees) / 2
+    half = np.deg2rad(degrees) * _HALF
     c, s = np.cos(half), np.sin(half)
-    n = len(degrees)
-    # Right-multiplication matrices (q' = q @ M for a row q) of q * (c, 0, 0, s) and q * (c, s, 0, 0).
-    about_z = np.zeros((n, 4, 4))
-    about_x = np.zeros((n, 4, 4))
     cz, sz, cx, sx = c[:, 0], s[:, 0], c[:, 1], s[:, 1]
-    about_z[:, _DIAGONAL, _DIAGONAL] = cz[:, None]
-    about_z[:, (3, 2, 0, 1), (0, 1, 3, 2)] = np.stack([-sz, sz, sz, -sz], axis=1)
-    about_x[:, _DIAGONAL, _DIAGONAL] = cx[:, None]
-    about_x[:, (1, 0, 3, 2), (0, 1, 2, 3)] = np.stack([-sx, sx, sx, -sx], axis=1)
-    sign_z, sign_x = np.sign(degrees[:, 0]), np.sign(degrees[:, 1])
-    both = about_z @ about_x
-    powers = [both]
-    for _ in range(DECISION_PERIOD - 1):
-        powers.append(powers[-1] @ both)
-    rotations = (rotation[:, None, None, :] @ np.stack(powers, axis=1))[:, :, 0, :]  # [n, 5, 4]
-    before = np.concatenate([rotation[:, None, :], rotations[:, :-1]], axis=1)
-    halfway = (before[:, :, None, :] @ about_z[:, None])[:, :, 0, :]
-    inside = (before[:, :, 3] * sign_z[:, None] < ROTATION_LIMIT) & (
-        halfway[:, :, 1] * sign_x[:, None] < ROTATION_LIMIT
-    )
+    turn = np.stack([cz * cx, cz * sx, sz * sx, sz * cx], axis=1)  # (cz, 0, 0, sz) * (cx, sx, 0, 0)
+    angle = np.arccos(np.minimum(turn[:, 0], _ONE))  # half the turn's angle
+    sin_angle = np.sin(angle)
+    multiples = angle[:, None] * _STEPS  # [n, 5]
+    powers = np.empty((len(degrees), 4, DECISION_PERIOD))  # d^k = (cos k a, axis sin k a)
+    powers[:, 0, :] = np.cos(multiples)
+    ratio = np.sin(multiples) / np.where(sin_angle > _TINY, sin_angle, _ONE)[:, None]
+    ratio[sin_angle <= _TINY] = 0.0
+    powers[:, 1:, :] = turn[:, 1:, None] * ratio[:, None, :]
+    left = rotation[:, _HAMILTON_INDEX] * _HAMILTON_SIGN  # q * r = left @ r
+    rotations = (left @ powers).transpose(2, 0, 1)  # [5, n, 4]
+    before = np.concatenate([rotation[None], rotations[:-1]])
+    halfway_x = before[:, :, 1] * cz + before[:, :, 2] * sz  # x of (before * dz)
+    sign = np.sign(degrees)
+    inside = before[:, :, 3] * sign[:, 0] < ROTATION_LIMIT
+    inside &= halfway_x * sign[:, 1] < ROTATION_LIMIT
     if inside.all():
-        return rotations.transpose(1, 0, 2)
+        return rotations
+    return _turn_step_by_step(rotation, c, s, sign)
+
+
+def _turn_step_by_step(rotation: np.ndarray, c: np.ndarray, s: np.ndarray, sign: np.ndarray) -> np.ndarray:
+    """:func:`_turn` one physics step at a time, checking the limit before every Rotate."""
     q = rotation.copy()
-    out = np.empty((DECISION_PERIOD, n, 4))
+    out = np.empty((DECISION_PERIOD, len(q), 4))
+    cz, sz, cx, sx = c[:, 0], s[:, 0], c[:, 1], s[:, 1]
     for k in range(DECISION_PERIOD):
-        for matrix, component, sign in ((about_z, 3, sign_z), (about_x, 1, sign_x)):
-            turned = (q[:, None, :] @ matrix)[:, 0, :]
-            ok = q[:, component] * sign < ROTATION_LIMIT
-            q[ok] = turned[ok]
+        ok = q[:, 3] * sign[:, 0] < ROTATION_LIMIT  # q * (cz, 0, 0, sz) where allowed
+        w, x, y, z = q.T.copy()
+        cz_, sz_ = np.where(ok, cz, 1.0), np.where(ok, sz, 0.0)
+        q[:, 0], q[:, 1], q[:, 2], q[:, 3] = w * cz_ - z * sz_, x * cz_ + y * sz_, y * cz_ - x * sz_, z * cz_ + w * sz_
+        ok = q[:, 1] * sign[:, 1] < ROTATION_LIMIT  # q * (cx, sx, 0, 0) where allowed
+        w, x, y, z = q.T.copy()
+        cx_, sx_ = np.where(ok, cx, 1.0), np.where(ok, sx, 0.0)
+        q[:, 0], q[:, 1], q[:, 2], q[:, 3] = w * cx_ - x * sx_, x * cx_ + w * sx_, y * cx_ + z * sx_, z * cx_ - y * sx_
         out[k] = q
     return out
 
@@ -342,7 +361,11 @@ class BallBalance:
         normal_speed = (v * normal).sum(axis=1)
         gap = np.maximum(separation, _ZERO)
         gap *= _PER_STEP
-        target = np.maximum(normal_speed, -gap)
+        if DEPENETRATION_BIAS:  # PhysX: a penetration is undone by a velocity, which the ball keeps
+            push = np.minimum(np.maximum(-separation, _ZERO) * _BIAS_PER_STEP, _MAX_DEPENETRATION)
+            target = np.maximum(normal_speed, push - gap)
+        else:
+            target = np.maximum(normal_speed, -gap)
         change = target - normal_speed
         v += change[:, None] * normal
         # Slip of the contact point (arm -r n): v + spin x (-r n) = v + r (n x spin), tangential part.
@@ -355,7 +378,8 @@ class BallBalance:
         v -= friction
         spin += self._spin_per_friction[:, None] * (cross_normal @ friction[:, :, None])[:, :, 0]
         spin *= _SPIN_KEPT
-        p -= normal * np.minimum(separation, _ZERO)[:, None]
+        if not DEPENETRATION_BIAS:
+            p -= normal * np.minimum(separation, _ZERO)[:, None]
         p += v * _DT
 
     # ---- observations --------------------------------------------------------------------------
