@@ -115,7 +115,11 @@ _BIAS_PER_STEP = np.array(DEPENETRATION_BIAS / FIXED_DELTA_TIME)
 _MAX_DEPENETRATION = np.array(MAX_DEPENETRATION_VELOCITY)
 _ROLL_SHARE = np.array(2.0 / 7.0)
 """Share of the contact point's slip a solid ball's friction takes from its velocity."""
+_dot = getattr(np, "vecdot", None) or (lambda a, b: (a * b).sum(axis=-1))
+"""Row-wise dot product (np.vecdot, NumPy >= 2.0, is about twice as fast as a multiply and a sum)."""
 _HALF = np.array(0.5)
+_DIAGONAL = (0, 1, 2, 3)
+_TURN_SIGN = np.array([-1.0, 1.0, 1.0, -1.0])
 _ONE = np.array(1.0)
 _STEPS = np.arange(1.0, DECISION_PERIOD + 1.0)
 _HAMILTON_INDEX = np.array([[0, 1, 2, 3], [1, 0, 3, 2], [2, 3, 0, 1], [3, 2, 1, 0]])
@@ -155,25 +159,26 @@ def _turn(rotation: np.ndarray, degrees: np.ndarray) -> np.ndarray:
     sign = np.sign(degrees)
     inside = before[:, :, 3] * sign[:, 0] < ROTATION_LIMIT
     inside &= halfway_x * sign[:, 1] < ROTATION_LIMIT
-    if inside.all():
-        return rotations
-    return _turn_step_by_step(rotation, c, s, sign)
+    if not inside.all():  # agents at the limit: step by step
+        limited = ~inside.all(axis=0)
+        rotations[:, limited] = _turn_step_by_step(rotation[limited], c[limited], s[limited], sign[limited])
+    return rotations
 
 
 def _turn_step_by_step(rotation: np.ndarray, c: np.ndarray, s: np.ndarray, sign: np.ndarray) -> np.ndarray:
     """:func:`_turn` one physics step at a time, checking the limit before every Rotate."""
+    n = len(rotation)
+    about_z, about_x = np.zeros((n, 4, 4)), np.zeros((n, 4, 4))  # q' = q @ M for a row q
+    about_z[:, _DIAGONAL, _DIAGONAL] = c[:, 0:1]
+    about_z[:, (3, 2, 0, 1), (0, 1, 3, 2)] = s[:, 0:1] * _TURN_SIGN  # q * (c, 0, 0, s)
+    about_x[:, _DIAGONAL, _DIAGONAL] = c[:, 1:2]
+    about_x[:, (1, 0, 3, 2), (0, 1, 2, 3)] = s[:, 1:2] * _TURN_SIGN  # q * (c, s, 0, 0)
     q = rotation.copy()
-    out = np.empty((DECISION_PERIOD, len(q), 4))
-    cz, sz, cx, sx = c[:, 0], s[:, 0], c[:, 1], s[:, 1]
+    out = np.empty((DECISION_PERIOD, n, 4))
     for k in range(DECISION_PERIOD):
-        ok = q[:, 3] * sign[:, 0] < ROTATION_LIMIT  # q * (cz, 0, 0, sz) where allowed
-        w, x, y, z = q.T.copy()
-        cz_, sz_ = np.where(ok, cz, 1.0), np.where(ok, sz, 0.0)
-        q[:, 0], q[:, 1], q[:, 2], q[:, 3] = w * cz_ - z * sz_, x * cz_ + y * sz_, y * cz_ - x * sz_, z * cz_ + w * sz_
-        ok = q[:, 1] * sign[:, 1] < ROTATION_LIMIT  # q * (cx, sx, 0, 0) where allowed
-        w, x, y, z = q.T.copy()
-        cx_, sx_ = np.where(ok, cx, 1.0), np.where(ok, sx, 0.0)
-        q[:, 0], q[:, 1], q[:, 2], q[:, 3] = w * cx_ - x * sx_, x * cx_ + w * sx_, y * cx_ + z * sx_, z * cx_ - y * sx_
+        for matrix, component, axis in ((about_z, 3, 0), (about_x, 1, 1)):
+            ok = q[:, component] * sign[:, axis] < ROTATION_LIMIT
+            q = np.where(ok[:, None], (q[:, None, :] @ matrix)[:, 0, :], q)
         out[k] = q
     return out
 
@@ -354,11 +359,11 @@ class BallBalance:
         v[:, 1] -= self._gravity_step
         local = (p[:, None, :] @ rotation)[:, 0, :]  # R^T p: the ball's centre in the cube's frame
         offset = local - local.clip(-PLATFORM_HALF_SIZE, PLATFORM_HALF_SIZE)
-        distance = np.sqrt((offset * offset).sum(axis=1))
+        distance = np.sqrt(_dot(offset, offset))
         distance += _TINY
         separation = distance - self.radius
         normal = (rotation @ (offset / distance[:, None])[:, :, None])[:, :, 0]
-        normal_speed = (v * normal).sum(axis=1)
+        normal_speed = _dot(v, normal)
         gap = np.maximum(separation, _ZERO)
         gap *= _PER_STEP
         if DEPENETRATION_BIAS:  # PhysX: a penetration is undone by a velocity, which the ball keeps

@@ -166,6 +166,37 @@ def test_cube_turns_two_degrees_per_physics_step_until_the_rotation_limit():
     assert 0.25 <= z <= 0.25 + one_turn and -0.25 - one_turn <= x <= -0.25
 
 
+def _rotate_like_unity(q: np.ndarray, degrees: np.ndarray) -> np.ndarray:
+    """Ball3DAgent's 5 physics steps of Rotate(z) then Rotate(x), one agent at a time (w, x, y, z)."""
+    q, out = q.copy(), []
+    for _ in range(5):
+        for axis, column in ((3, 0), (1, 1)):
+            for i, angle in enumerate(degrees[:, column]):
+                if (angle > 0 and q[i, axis] < 0.25) or (angle < 0 and q[i, axis] > -0.25):
+                    turn = np.zeros(4)
+                    turn[0], turn[axis] = np.cos(np.deg2rad(angle) / 2), np.sin(np.deg2rad(angle) / 2)
+                    w1, x1, y1, z1 = q[i]
+                    w2, x2, y2, z2 = turn
+                    q[i] = (
+                        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+                        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+                    )
+        out.append(q.copy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("spread", [0.02, 0.3], ids=["inside-the-limit", "at-the-limit"])
+def test_batched_cube_turns_equal_unity_rotate_step_by_step(spread: float):
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(40, 4)) * [1, spread, spread, spread]
+    q /= np.linalg.norm(q, axis=1)[:, None]
+    degrees = rng.uniform(-2, 2, (40, 2))
+    degrees[0] = 0.0
+    np.testing.assert_allclose(ball_balance._turn(q, degrees), _rotate_like_unity(q, degrees), atol=1e-12)
+
+
 def test_ball_rolls_down_a_tilted_cube_at_five_sevenths_of_the_slope():
     env = BallBalance(num_agents=1, max_steps=1000, seed=1)
     angle = np.deg2rad(10.0)
