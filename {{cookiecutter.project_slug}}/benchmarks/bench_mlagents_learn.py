@@ -102,10 +102,11 @@ def package(workdir: Path) -> str:
 
 def random_episodes(executable: str, agents: int, decisions: int, seed: int) -> dict[str, tuple]:
     """Mean episode length (decisions) and return of random actions, per kind of random."""
-    import mlagents_fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
     import numpy as np
     from mlagents_envs.base_env import ActionTuple
     from mlagents_envs.environment import UnityEnvironment
+
+    import mlagents_fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
 
     policies = {
         "uniform in [-1, 1]": lambda rng, n: rng.uniform(-1, 1, (n, 2)),
@@ -114,7 +115,11 @@ def random_episodes(executable: str, agents: int, decisions: int, seed: int) -> 
     results = {}
     for name, policy in policies.items():
         env = UnityEnvironment(
-            executable, base_port=free_port(), no_graphics=True, seed=seed, timeout_wait=60,
+            executable,
+            base_port=free_port(),
+            no_graphics=True,
+            seed=seed,
+            timeout_wait=60,
             additional_args=["--agents", str(agents), "-logFile", os.devnull],
         )
         rng = np.random.default_rng(seed)
@@ -158,13 +163,24 @@ def run_mlagents_learn(
     """Train; return [(step, seconds, mean reward)] per summary and the wall time until stopped."""
     learn = venv / "bin" / "mlagents-learn"
     if not learn.exists():
-        raise SystemExit(f"bench_mlagents_learn.py: no {learn}; create the venv (see this script's docstring)")
+        raise SystemExit(
+            f"bench_mlagents_learn.py: no {learn}; create the venv (see this script's docstring)"
+        )
     config = workdir / "3DBall.yaml"
     config.write_text(CONFIG_3DBALL)
     command = [
-        str(learn), str(config), f"--env={executable}", "--no-graphics", "--run-id=bench",
-        f"--results-dir={workdir / 'results'}", f"--base-port={free_port()}", f"--seed={seed}",
-        "--env-args", "--agents", str(agents), "--stats",
+        str(learn),
+        str(config),
+        f"--env={executable}",
+        "--no-graphics",
+        "--run-id=bench",
+        f"--results-dir={workdir / 'results'}",
+        f"--base-port={free_port()}",
+        f"--seed={seed}",
+        "--env-args",
+        "--agents",
+        str(agents),
+        "--stats",
     ]
     print("$", " ".join(command), flush=True)
     started = time.monotonic()
@@ -198,24 +214,34 @@ def run_mlagents_learn(
     return summaries, elapsed
 
 
-def report(summaries: list[tuple[int, float, float]], random_results: dict, agents: int, elapsed: float) -> str:
+def report(
+    summaries: list[tuple[int, float, float]], random_results: dict, agents: int, elapsed: float
+) -> str:
     lines = ["", f"Random actions on the simulated build ({agents} agents):"]
     for name, (length, ret, count) in random_results.items():
-        lines.append(f"  {name:36} episode length {length:5.1f} decisions, return {ret:5.2f} ({count} episodes)")
+        lines.append(
+            f"  {name:36} episode length {length:5.1f} decisions, return {ret:5.2f} ({count} episodes)"
+        )
     lines.append("  real 3DBall (published): first episodes about 22 decisions")
-    lines += ["", "mlagents-learn, config/ppo/3DBall.yaml: mean reward per summary (12,000 steps)",
-              f"  {'step':>8} {'simulated':>10} {'real (published)':>17} {'sim / real':>11}"]
+    lines += [
+        "",
+        "mlagents-learn, config/ppo/3DBall.yaml: mean reward per summary (12,000 steps)",
+        f"  {'step':>8} {'simulated':>10} {'real (published)':>17} {'sim / real':>11}",
+    ]
     for step, _, reward in summaries:
         real = PUBLISHED.get(step)
         ratio = f"{reward / real:10.2f}x" if real else ""
         lines.append(f"  {step:>8,} {reward:>10.2f} {real if real is not None else '':>17} {ratio}")
     first = next((step for step, _, reward in summaries if reward >= BEST_RETURN - 1e-3), None)
     lines.append(
-        f"  first mean reward of 100: simulated at {first:,} steps" if first
+        f"  first mean reward of 100: simulated at {first:,} steps"
+        if first
         else f"  the simulated run did not reach a mean of 100 by {summaries[-1][0]:,} steps"
     )
     lines.append(f"  (real scene, published: {PUBLISHED_FIRST_100:,} steps)")
-    lines.append(f"  mlagents-learn wall time until stopped: {elapsed:.0f} s (load average {os.getloadavg()[0]:.1f})")
+    lines.append(
+        f"  mlagents-learn wall time until stopped: {elapsed:.0f} s (load average {os.getloadavg()[0]:.1f})"
+    )
     return "\n".join(lines)
 
 
@@ -233,10 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_mlagents_learn_") as scratch:
         workdir = Path(scratch)
         executable = str(Path(arguments.build) / "3DBall") if arguments.build else package(workdir)
-        random_results = random_episodes(executable, arguments.agents, arguments.random_decisions, arguments.seed)
+        random_results = random_episodes(
+            executable, arguments.agents, arguments.random_decisions, arguments.seed
+        )
         summaries, elapsed = run_mlagents_learn(
-            arguments.mlagents_venv.resolve(), executable, workdir, arguments.agents,
-            arguments.steps, arguments.limit, arguments.seed,
+            arguments.mlagents_venv.resolve(),
+            executable,
+            workdir,
+            arguments.agents,
+            arguments.steps,
+            arguments.limit,
+            arguments.seed,
         )
     print(report(summaries, random_results, arguments.agents, elapsed))
     return 0

@@ -58,7 +58,10 @@ def gym_steps_per_second(executable: str, steps: int, physics: str = "physx") ->
     """Random actions through the gym wrapper, resetting after each episode like a trainer does."""
     env = UnityToGymWrapper(
         UnityEnvironment(
-            executable, base_port=BASE_PORT, no_graphics=True, additional_args=["--agents", "1", "--physics", physics]
+            executable,
+            base_port=BASE_PORT,
+            no_graphics=True,
+            additional_args=["--agents", "1", "--physics", physics],
         ),
         action_space_seed=0,
     )
@@ -151,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         for agents in arguments.agents:
             physx, none = side_by_side(
                 arguments.repeats,
-                lambda physics, n=agents: agent_steps_per_second(executable, n, arguments.steps // 4, physics),
+                lambda physics, n=agents: agent_steps_per_second(
+                    executable, n, arguments.steps // 4, physics
+                ),
             )
             print(_line(f"low-level API, {agents} agents", "agent-steps/s", physx, none))
     print(f"(load average {os.getloadavg()[0]:.1f} at the end)")

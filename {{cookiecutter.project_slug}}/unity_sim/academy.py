@@ -201,7 +201,9 @@ class Academy:
         distance = float(np.sqrt(position[:, 0] ** 2 + position[:, 2] ** 2).mean())
         messages = [
             wire.encode_stat("3DBall/ball_distance", distance, STATS["3DBall/ball_distance"]),
-            wire.encode_stat("3DBall/tilt_degrees", float(env.tilt_degrees()[0]), STATS["3DBall/tilt_degrees"]),
+            wire.encode_stat(
+                "3DBall/tilt_degrees", float(env.tilt_degrees()[0]), STATS["3DBall/tilt_degrees"]
+            ),
             wire.encode_stat("3DBall/falls", float(outcome.fell.sum()), STATS["3DBall/falls"]),
         ]
         for length in env.steps[outcome.ended].tolist():
@@ -303,7 +305,9 @@ class Academy:
             ENGINE_CAPTURE_FRAME_RATE: self.clock.set_capture_frame_rate,
         }.get(kind)
         if setter is None:
-            log.info("engine configuration %s %s accepted (a simulated build renders nothing)", kind, arguments)
+            log.info(
+                "engine configuration %s %s accepted (a simulated build renders nothing)", kind, arguments
+            )
             return
         setter(arguments[0])
         rate = self.clock.rate()

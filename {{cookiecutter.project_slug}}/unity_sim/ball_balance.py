@@ -127,7 +127,14 @@ _HAMILTON_SIGN = np.array([[1.0, -1, -1, -1], [1, 1, -1, 1], [1, 1, 1, -1], [1, 
 """q * r = (q[:, _HAMILTON_INDEX] * _HAMILTON_SIGN) @ r for quaternions (w, x, y, z)."""
 _LEVI_CIVITA = np.zeros((3, 9))
 """``(n @ _LEVI_CIVITA).reshape(3, 3) @ u`` is the cross product n x u."""
-for (_a, _b, _c), _sign in (((0, 1, 2), 1), ((1, 2, 0), 1), ((2, 0, 1), 1), ((0, 2, 1), -1), ((2, 1, 0), -1), ((1, 0, 2), -1)):
+for (_a, _b, _c), _sign in (
+    ((0, 1, 2), 1),
+    ((1, 2, 0), 1),
+    ((2, 0, 1), 1),
+    ((0, 2, 1), -1),
+    ((2, 1, 0), -1),
+    ((1, 0, 2), -1),
+):
     # (n x u)_a = sum eps_abc n_b u_c: matrix entry [a, c] gets eps_abc * n_b
     _LEVI_CIVITA[_b, 3 * _a + _c] = _sign
 
@@ -441,7 +448,6 @@ class BallBalance:
         return allowed
 
 
-
 def render_top_down(
     env: BallBalance, size: int, agents: np.ndarray | None = None, terminal: bool = False
 ) -> np.ndarray:
@@ -453,7 +459,9 @@ def render_top_down(
     in Unity would. ``terminal``: draw the state at the end of each agent's last episode.
     """
     index = np.arange(env.num_agents) if agents is None else agents
-    rotation, position, radius = env.terminal_state() if terminal else (env.rotation, env.position, env.radius)
+    rotation, position, radius = (
+        env.terminal_state() if terminal else (env.rotation, env.position, env.radius)
+    )
     extent = PLATFORM_HALF_SIZE + 0.5
     centres = (np.arange(size) + 0.5) / size * 2 * extent - extent
     on_platform = np.abs(centres) <= PLATFORM_HALF_SIZE

@@ -202,7 +202,9 @@ def test_ball_rolls_down_a_tilted_cube_at_five_sevenths_of_the_slope():
     angle = np.deg2rad(10.0)
     env.rotation[:] = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))  # +x side up
     on_top = np.array([0.0, 2.5 + 0.5, 0.0])
-    env.position[:] = on_top @ np.array([[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    env.position[:] = on_top @ np.array(
+        [[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
     env.velocity[:], env.spin[:] = 0.0, 0.0
     for _ in range(3):
         env.step(np.zeros((1, 2)))
