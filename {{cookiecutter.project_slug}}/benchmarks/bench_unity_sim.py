@@ -8,7 +8,10 @@ agent-steps per second through the low-level UnityEnvironment API with several a
 short warm-up. Every figure is measured twice, runs alternating: with the build's 3DBall physics,
 and with ``--physics none`` (the same player and protocol with the balls hanging still: the
 least a player speaking this protocol costs). The ratio is what the physics costs; the goal is at
-least 0.8x. The build is packaged fresh into a temporary folder unless ``--build`` names one.
+least 0.8x. On a shared machine wall-clock rates swing with others' load, so each run also counts
+CPU seconds (this process + the player process): with trainer and player strictly taking turns,
+steps per CPU second is near what an idle machine gives, and its ratio is steadier.
+The build is packaged fresh into a temporary folder unless ``--build`` names one.
 Run it with the interpreter (and protobuf) you train with: protobuf 3.20 is several times slower.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -38,8 +42,13 @@ from template_runtime import build as unity_build  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
 WARMUP_STEPS = 100
-BASE_PORT = 5705
-"""Away from UnityEnvironment's defaults (5004/5005) so a running trainer is not disturbed."""
+
+
+def free_port() -> int:
+    """A TCP port free now (away from UnityEnvironment's defaults, so a running trainer is not disturbed)."""
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
 
 
 def prepare_build(build: str | None, workdir: Path) -> str:
@@ -59,7 +68,7 @@ def gym_steps_per_second(executable: str, steps: int, physics: str = "physx") ->
     env = UnityToGymWrapper(
         UnityEnvironment(
             executable,
-            base_port=BASE_PORT,
+            base_port=free_port(),
             no_graphics=True,
             additional_args=["--agents", "1", "--physics", physics],
         ),
@@ -69,10 +78,10 @@ def gym_steps_per_second(executable: str, steps: int, physics: str = "physx") ->
         env.reset()
         for count in range(WARMUP_STEPS + steps):
             if count == WARMUP_STEPS:
-                start = time.perf_counter()
+                start = _clocks(env)
             if env.step(env.action_space.sample())[2]:
                 env.reset()
-        return steps / (time.perf_counter() - start)
+        return _rates(steps, start, _clocks(env))
     finally:
         env.close()
 
@@ -81,7 +90,7 @@ def agent_steps_per_second(executable: str, agents: int, steps: int, physics: st
     """Random actions for every agent through the low-level API; agents restart on their own."""
     env = UnityEnvironment(
         executable,
-        base_port=BASE_PORT,
+        base_port=free_port(),
         no_graphics=True,
         additional_args=["--agents", str(agents), "--physics", physics],
     )
@@ -92,14 +101,27 @@ def agent_steps_per_second(executable: str, agents: int, steps: int, physics: st
         decisions = 0
         for count in range(WARMUP_STEPS + steps):
             if count == WARMUP_STEPS:
-                start, decisions = time.perf_counter(), 0
+                start, decisions = _clocks(env), 0
             decision_steps, _ = env.get_steps(name)
             decisions += len(decision_steps)
             env.set_actions(name, action_spec.random_action(len(decision_steps)))
             env.step()
-        return decisions / (time.perf_counter() - start)
+        return _rates(decisions, start, _clocks(env))
     finally:
         env.close()
+
+
+def _clocks(env) -> tuple[float, float]:
+    """(wall time, CPU seconds of this process plus the player process) now."""
+    unity = getattr(env, "_env", env)  # UnityToGymWrapper keeps the UnityEnvironment in _env
+    fields = Path(f"/proc/{unity._process.pid}/stat").read_text().rpartition(")")[2].split()
+    player = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return time.perf_counter(), time.process_time() + player
+
+
+def _rates(count: int, start: tuple[float, float], end: tuple[float, float]) -> tuple[float, float]:
+    """(per wall second, per CPU second) rates of ``count`` steps."""
+    return count / (end[0] - start[0]), count / (end[1] - start[1])
 
 
 def median_of(repeats: int, measure) -> tuple[float, list[float]]:
@@ -107,22 +129,35 @@ def median_of(repeats: int, measure) -> tuple[float, list[float]]:
     return statistics.median(runs), runs
 
 
-def side_by_side(repeats: int, measure) -> tuple[tuple[float, list[float]], tuple[float, list[float]]]:
-    """``measure(physics)`` for physx and none, alternating, so load changes hit both alike."""
-    runs: dict[str, list[float]] = {"physx": [], "none": []}
+def side_by_side(repeats: int, measure) -> dict[str, dict[str, tuple[float, list[float]]]]:
+    """``measure(physics)`` for physx and none, alternating, so load changes hit both alike.
+
+    Returns {"wall" | "cpu": {"physx" | "none": (median, runs)}}.
+    """
+    runs: dict[str, list[tuple[float, float]]] = {"physx": [], "none": []}
     for _ in range(repeats):
         for physics in runs:
             runs[physics].append(measure(physics))
-    return tuple((statistics.median(values), values) for values in runs.values())  # type: ignore[return-value]
+    return {
+        clock: {
+            physics: (statistics.median(r[index] for r in values), [r[index] for r in values])
+            for physics, values in runs.items()
+        }
+        for index, clock in enumerate(("wall", "cpu"))
+    }
 
 
-def _line(label: str, unit: str, physx: tuple[float, list[float]], none: tuple[float, list[float]]) -> str:
-    ratio = physx[0] / none[0]
-    verdict = "met" if ratio >= PHYSICS_GOAL else "MISSED"
-    return (
-        f"{label}: {physx[0]:,.0f} {unit} with 3DBall physics, {none[0]:,.0f} without "
-        f"({ratio:.2f}x, goal >= {PHYSICS_GOAL}x {verdict}; runs: {_fmt(physx[1])} / {_fmt(none[1])})"
-    )
+def _line(label: str, unit: str, results: dict[str, dict[str, tuple[float, list[float]]]]) -> str:
+    lines = []
+    for clock, per in (("wall", "s"), ("cpu", "CPU s")):
+        physx, none = results[clock]["physx"], results[clock]["none"]
+        ratio = physx[0] / none[0]
+        verdict = "met" if ratio >= PHYSICS_GOAL else "MISSED"
+        lines.append(
+            f"{label}: {physx[0]:,.0f} {unit}/{per} with 3DBall physics, {none[0]:,.0f} without "
+            f"({ratio:.2f}x, goal >= {PHYSICS_GOAL}x {verdict}; runs: {_fmt(physx[1])} / {_fmt(none[1])})"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,18 +182,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix="bench_unity_sim_") as workdir:
         executable = prepare_build(arguments.build, Path(workdir))
-        physx, none = side_by_side(
+        results = side_by_side(
             arguments.repeats, lambda physics: gym_steps_per_second(executable, arguments.steps, physics)
         )
-        print(_line("gym wrapper, 1 agent, random actions", "steps/s", physx, none))
+        print(_line("gym wrapper, 1 agent, random actions", "steps", results), flush=True)
         for agents in arguments.agents:
-            physx, none = side_by_side(
+            results = side_by_side(
                 arguments.repeats,
                 lambda physics, n=agents: agent_steps_per_second(
                     executable, n, arguments.steps // 4, physics
                 ),
             )
-            print(_line(f"low-level API, {agents} agents", "agent-steps/s", physx, none))
+            print(_line(f"low-level API, {agents} agents", "agent-steps", results), flush=True)
     print(f"(load average {os.getloadavg()[0]:.1f} at the end)")
     return 0
 

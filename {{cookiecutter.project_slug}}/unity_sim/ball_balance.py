@@ -80,7 +80,10 @@ OBSERVATION_SIZE = 8
 ROLLING = 5.0 / 7.0
 """Acceleration factor of a solid sphere rolling without slipping down a slope."""
 PHYSICS_MODES = ("physx", "none")
-"""``none`` skips the ball's physics (it hangs where it started): a reference for benchmarks only."""
+"""``none`` skips the ball's physics (it hangs where it started) and ends each episode at random, on
+average after as many decisions as random actions last in 3DBall, so the build sends the same kind
+of traffic: the protocol's own cost, a reference for benchmarks only."""
+NONE_EPISODE_DECISIONS = 22.0
 
 DISCRETE_TILTS = np.array([(z, x) for z in (-1.0, 0.0, 1.0) for x in (-1.0, 0.0, 1.0)], np.float32)
 """Discrete action ``i`` of the single 9-way branch acts like continuous ``DISCRETE_TILTS[i]`` (4 = still)."""
@@ -166,10 +169,32 @@ def _turn(rotation: np.ndarray, degrees: np.ndarray) -> np.ndarray:
     sign = np.sign(degrees)
     inside = before[:, :, 3] * sign[:, 0] < ROTATION_LIMIT
     inside &= halfway_x * sign[:, 1] < ROTATION_LIMIT
-    if not inside.all():  # agents at the limit: step by step
-        limited = ~inside.all(axis=0)
-        rotations[:, limited] = _turn_step_by_step(rotation[limited], c[limited], s[limited], sign[limited])
+    if not inside.all():  # agents at the limit: step by step (few: in plain Python, faster than NumPy)
+        limited = np.flatnonzero(~inside.all(axis=0))
+        if len(limited) <= 4:
+            for agent in limited.tolist():
+                rotations[:, agent] = _turn_one_agent(rotation[agent], c[agent], s[agent], sign[agent])
+        else:
+            rotations[:, limited] = _turn_step_by_step(
+                rotation[limited], c[limited], s[limited], sign[limited]
+            )
     return rotations
+
+
+def _turn_one_agent(q: np.ndarray, c: np.ndarray, s: np.ndarray, sign: np.ndarray) -> list:
+    """:func:`_turn_step_by_step` for one agent, with Python floats: [5][4]."""
+    w, x, y, z = q.tolist()
+    cz, cx = c.tolist()
+    sz, sx = s.tolist()
+    sign_z, sign_x = sign.tolist()
+    out = []
+    for _ in range(DECISION_PERIOD):
+        if z * sign_z < ROTATION_LIMIT:  # q * (cz, 0, 0, sz)
+            w, x, y, z = w * cz - z * sz, x * cz + y * sz, y * cz - x * sz, z * cz + w * sz
+        if x * sign_x < ROTATION_LIMIT:  # q * (cx, sx, 0, 0)
+            w, x, y, z = w * cx - x * sx, x * cx + w * sx, y * cx + z * sx, z * cx - y * sx
+        out.append((w, x, y, z))
+    return out
 
 
 def _turn_step_by_step(rotation: np.ndarray, c: np.ndarray, s: np.ndarray, sign: np.ndarray) -> np.ndarray:
@@ -332,14 +357,19 @@ class BallBalance:
         fell = outcome.fell
         fell[:] = False
         for k in range(DECISION_PERIOD):
-            falling = self._fallen()
-            if falling.any():
-                new = falling & ~fell
+            p = self.position
+            if abs(p[:, 0::2]).max() > FALL_HALF_WIDTH or p[:, 1].min() < FALL_DEPTH:  # rare: then who
+                new = self._fallen() & ~fell
                 if new.any():  # Ball3DAgent checks after turning the cube, before the physics step
                     self._keep_terminal(new, rotations[k])
                     fell |= new
             if self.physics == "physx":
                 self._physics_step(matrices[k])
+        if self.physics == "none":
+            ends = self._rng.random(self.num_agents) < 1.0 / NONE_EPISODE_DECISIONS
+            if ends.any():
+                self._keep_terminal(ends, self.rotation)
+                fell |= ends
         self.steps += 1
         np.greater_equal(self.steps, self.max_steps, out=outcome.reached_max_step)
         outcome.reached_max_step &= ~fell
