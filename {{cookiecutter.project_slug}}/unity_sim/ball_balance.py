@@ -68,11 +68,6 @@ ANGULAR_DRAG = 0.01
 """The ball Rigidbody's angular drag (its linear drag is 0)."""
 CONTACT_OFFSET = 0.01
 """Unity's default contact offset: contacts start this far before touching."""
-DEPENETRATION_BIAS = 0.0
-"""0: a penetration (the cube turned into the ball) is removed by moving the ball out. > 0: by a
-velocity of this share of the penetration per step (PhysX's bias), which the ball keeps."""
-MAX_DEPENETRATION_VELOCITY = 10.0
-"""Unity's Physics.defaultMaxDepenetrationVelocity."""
 ALIVE_REWARD = 0.1
 FALL_REWARD = -1.0
 OBSERVATION_SIZE = 8
@@ -114,8 +109,8 @@ _DT = np.array(FIXED_DELTA_TIME)
 _PER_STEP = np.array(1.0 / FIXED_DELTA_TIME)
 _ZERO = np.array(0.0)
 _TINY = np.array(1e-12)
-_BIAS_PER_STEP = np.array(DEPENETRATION_BIAS / FIXED_DELTA_TIME)
-_MAX_DEPENETRATION = np.array(MAX_DEPENETRATION_VELOCITY)
+_SPIN_PER_FRICTION = np.array(2.5)
+"""A friction impulse f at the contact changes r x spin by 5/2 n x f (solid ball)."""
 _ROLL_SHARE = np.array(2.0 / 7.0)
 """Share of the contact point's slip a solid ball's friction takes from its velocity."""
 _dot = getattr(np, "vecdot", None) or (lambda a, b: (a * b).sum(axis=-1))
@@ -282,9 +277,8 @@ class BallBalance:
         self.rotation[:, 0] = 1.0
         self.position = np.zeros((n, 3))
         self.velocity = np.zeros((n, 3))
-        self.spin = np.zeros((n, 3))
+        self._rim = np.zeros((n, 3))  # radius x angular velocity: the rim's speed
         self.radius = np.full(n, 0.5)
-        self._spin_per_friction = np.full(n, 5.0)  # r / I = 5 / (2 r) per unit mass
         self.mass = np.ones(n)
         self.steps = np.zeros(n, np.int64)
         self._observations = np.zeros((n, OBSERVATION_SIZE), np.float32)
@@ -335,8 +329,9 @@ class BallBalance:
         start = self._rng.uniform(-START_HALF_RANGE, START_HALF_RANGE, (count, 2))
         self.position[agents] = np.stack([start[:, 0], np.full(count, START_HEIGHT), start[:, 1]], axis=1)
         self.velocity[agents] = 0.0  # the spin is kept, as in Unity
-        self.radius[agents] = 0.5 * self._pending_parameters.scale
-        self._spin_per_friction[agents] = 2.5 / self.radius[agents]
+        radius = 0.5 * self._pending_parameters.scale
+        self._rim[agents] *= radius / self.radius[agents, None]  # the same spin on a new ball size
+        self.radius[agents] = radius
         self.mass[agents] = self._pending_parameters.mass
         self.steps[agents] = 0
 
@@ -389,40 +384,45 @@ class BallBalance:
 
         Gravity; the contact with the closest point of the box (the face normal on the top, the edge
         or corner direction past it): close the gap at most, never pull, never bounce; friction that
-        stops the contact point slipping (the ball rolls); penetration removed by moving the ball.
+        stops the contact point slipping (the ball rolls); penetration removed by moving the ball out
+        (PhysX's velocity iterations take back the velocity its position correction adds; keeping
+        that velocity instead made mlagents-learn learn faster still, further from the real scene).
         Constants are 0-d arrays: NumPy 2 multiplies by a Python float several times slower.
         """
-        p, v, spin = self.position, self.velocity, self.spin
+        p, v, rim = self.position, self.velocity, self._rim
         v[:, 1] -= self._gravity_step
         local = (p[:, None, :] @ rotation)[:, 0, :]  # R^T p: the ball's centre in the cube's frame
         offset = local - local.clip(-PLATFORM_HALF_SIZE, PLATFORM_HALF_SIZE)
         distance = np.sqrt(_dot(offset, offset))
         distance += _TINY
-        separation = distance - self.radius
+        depth = self.radius - distance  # > 0: the ball is in the cube
         normal = (rotation @ (offset / distance[:, None])[:, :, None])[:, :, 0]
         normal_speed = _dot(v, normal)
-        gap = np.maximum(separation, _ZERO)
-        gap *= _PER_STEP
-        if DEPENETRATION_BIAS:  # PhysX: a penetration is undone by a velocity, which the ball keeps
-            push = np.minimum(np.maximum(-separation, _ZERO) * _BIAS_PER_STEP, _MAX_DEPENETRATION)
-            target = np.maximum(normal_speed, push - gap)
-        else:
-            target = np.maximum(normal_speed, -gap)
+        target = np.maximum(normal_speed, np.minimum(depth, _ZERO) * _PER_STEP)
         change = target - normal_speed
         v += change[:, None] * normal
-        # Slip of the contact point (arm -r n): v + spin x (-r n) = v + r (n x spin), tangential part.
-        # Removing it takes 2/7 of it from v and turns the ball by r n x f / I (solid ball: I = 2/5 r^2).
-        # (PhysX's friction cone, 0.6 x the normal impulse, is wide enough for all but hard spins.)
+        # Slip of the contact point (arm -r n): v + spin x (-r n) = v + n x (r spin), tangential part.
+        # Removing it takes 2/7 of it from v and turns the ball by r n x f / I (solid ball: I = 2/5 r^2),
+        # i.e. r spin by 5/2 n x f. (PhysX's friction cone, 0.6 x the normal impulse, is wide enough
+        # for all but hard spins.)
         cross_normal = (normal @ _LEVI_CIVITA).reshape(-1, 3, 3)  # K u = n x u
         slip = v - target[:, None] * normal
-        slip += self.radius[:, None] * (cross_normal @ spin[:, :, None])[:, :, 0]
-        friction = slip * ((change > _ZERO) * _ROLL_SHARE)[:, None]
-        v -= friction
-        spin += self._spin_per_friction[:, None] * (cross_normal @ friction[:, :, None])[:, :, 0]
-        spin *= _SPIN_KEPT
-        if not DEPENETRATION_BIAS:
-            p -= normal * np.minimum(separation, _ZERO)[:, None]
+        slip += (cross_normal @ rim[:, :, None])[:, :, 0]
+        slip *= ((change > _ZERO) * _ROLL_SHARE)[:, None]  # the friction impulse
+        v -= slip
+        rim += (cross_normal @ (slip * _SPIN_PER_FRICTION)[:, :, None])[:, :, 0]
+        rim *= _SPIN_KEPT
+        p += normal * np.maximum(depth, _ZERO)[:, None]
         p += v * _DT
+
+    @property
+    def spin(self) -> np.ndarray:
+        """The balls' angular velocity (world axes, radians per second); a copy."""
+        return self._rim / self.radius[:, None]
+
+    @spin.setter
+    def spin(self, value) -> None:
+        self._rim[:] = np.asarray(value) * self.radius[:, None]
 
     # ---- observations --------------------------------------------------------------------------
     def observations(self) -> np.ndarray:

@@ -205,7 +205,7 @@ def test_ball_rolls_down_a_tilted_cube_at_five_sevenths_of_the_slope():
     env.position[:] = on_top @ np.array(
         [[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
     )
-    env.velocity[:], env.spin[:] = 0.0, 0.0
+    env.velocity[:], env.spin = 0.0, 0.0
     for _ in range(3):
         env.step(np.zeros((1, 2)))
     speed = np.linalg.norm(env.velocity[0])
