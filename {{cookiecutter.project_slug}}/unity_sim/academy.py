@@ -59,7 +59,7 @@ class AcademySettings:
     """Everything fixed for the life of the process (the trainer learns the spec at the handshake)."""
 
     behavior_name: str = "3DBall?team=0"
-    agents: int = 1
+    agents: int = 12
     max_steps: int = 1000
     seed: int = 0
     action_type: str = "continuous"

@@ -9,7 +9,7 @@ Arguments (unknown ones are ignored, as Unity ignores flags it does not know):
   --mlagents-port P        port of the trainer's server (UnityEnvironment passes base_port + worker_id)
   -logFile PATH            write the player log there ("-" = stdout; default stdout), like Unity
   -batchmode -nographics   accepted; images are still rendered (a real build renders them black)
-  --agents N               agents, each on its own platform (default 1)
+  --agents N               agents, each on its own cube (default 12, as the real scene's 12)
   --max-steps N            episode length in decisions before max_step_reached (default 1000, as
                            Unity's MaxStep 5000 physics steps)
   --seed S                 seed; wins over the seed the handshake carries (UnityEnvironment(seed=...)),
@@ -79,7 +79,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-logFile", "-logfile", dest="log_file")
     parser.add_argument("-batchmode", action="store_true")
     parser.add_argument("-nographics", action="store_true")
-    parser.add_argument("--agents", type=int, default=1)
+    parser.add_argument("--agents", type=int, default=12)
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--action-type", default="continuous")

@@ -398,6 +398,15 @@ def test_player_rejects_unknown_action_type_naming_choices(sim_executable: str):
 # ---- through UnityEnvironment: defaults ---------------------------------------------------------
 
 
+def test_build_has_12_agents_by_default_like_the_real_scene(sim_executable: str):
+    env = UnityEnvironment(sim_executable, base_port=free_base_port(), no_graphics=True, timeout_wait=30)
+    try:
+        env.reset()
+        assert len(observe(env)[0]) == 12
+    finally:
+        env.close()
+
+
 def test_default_build_registers_3dball_behavior(default_env: UnityEnvironment):
     spec = default_env.behavior_specs[BEHAVIOR]
     assert [obs.shape for obs in spec.observation_specs] == [(8,)]
