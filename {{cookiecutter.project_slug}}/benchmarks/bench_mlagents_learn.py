@@ -93,7 +93,7 @@ BEST_RETURN = 100.0
 
 def package(workdir: Path) -> str:
     """Package and extract the simulated build; return its executable path without suffix."""
-    import unity_build
+    from template_runtime import build as unity_build
     from unity_sim.package_build import package_build
 
     zip_path = package_build("3DBall", workdir)
@@ -106,7 +106,7 @@ def random_episodes(executable: str, agents: int, decisions: int, seed: int) -> 
     from mlagents_envs.base_env import ActionTuple
     from mlagents_envs.environment import UnityEnvironment
 
-    import mlagents_fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
+    import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
 
     policies = {
         "uniform in [-1, 1]": lambda rng, n: rng.uniform(-1, 1, (n, 2)),
