@@ -8,7 +8,12 @@ ML-Agents 2.0 (communication API 1.5.0) where a trainer can tell:
   hit the step limit) and, in the same message, a decision request for its next episode under a
   NEW agent id (Unity gives each episode its own id);
 - RESET restarts every agent, also under new ids, and sends a decision request for each;
-- discrete actions can carry action masks; environment parameters apply when an episode begins.
+- discrete actions can carry action masks; environment parameters apply as in 3DBall (gravity at
+  once, mass and scale when an agent's episode begins);
+- with ``stats``, it reports custom stats through the StatsSideChannel (as a game calls
+  ``Academy.Instance.StatsRecorder.Add``), one of each aggregation method (see ``STATS``);
+- once the trainer sets time_scale (EngineConfigurationChannel), decisions are paced like a real
+  build's (see ``clock.py``).
 """
 
 from __future__ import annotations
@@ -25,13 +30,26 @@ from mlagents_envs.communicator_objects.unity_rl_input_pb2 import UnityRLInputPr
 
 from unity_sim import ball_balance, wire
 from unity_sim.ball_balance import BallBalance
+from unity_sim.clock import GameClock
 
+ENGINE_TIME_SCALE, ENGINE_TARGET_FRAME_RATE, ENGINE_CAPTURE_FRAME_RATE = 2, 3, 4
+"""EngineConfigurationChannel message types that change how fast the build runs."""
 COMMUNICATION_VERSION = "1.5.0"
 """The ML-Agents communication API that mlagents-envs 0.28 .. 1.1 speak."""
 PACKAGE_VERSION = "2.0.1"
 """A com.unity.ml-agents release that speaks API 1.5.0 (only logged by the trainer)."""
 ACTION_TYPES = ("continuous", "discrete", "branched")
 SENSOR_KINDS = ("vector", "visual", "gray")
+STATS = {
+    "3DBall/ball_distance": wire.STATS_AVERAGE,
+    "3DBall/tilt_degrees": wire.STATS_MOST_RECENT,
+    "3DBall/falls": wire.STATS_SUM,
+    "3DBall/episode_length": wire.STATS_HISTOGRAM,
+    "3DBall/time_scale": wire.STATS_MOST_RECENT,
+}
+"""The custom stats and their aggregation. Every decision: the balls' mean horizontal distance from
+their cube's centre, the first cube's tilt in degrees, the number of balls that fell; at each episode
+end its length in decisions; once the trainer set it, Time.timeScale."""
 
 log = logging.getLogger("unity_sim")
 
@@ -41,7 +59,7 @@ class AcademySettings:
     """Everything fixed for the life of the process (the trainer learns the spec at the handshake)."""
 
     behavior_name: str = "3DBall?team=0"
-    agents: int = 1
+    agents: int = 12
     max_steps: int = 1000
     seed: int = 0
     action_type: str = "continuous"
@@ -49,6 +67,8 @@ class AcademySettings:
     image_size: int = 32
     compressed_images: bool = True
     action_masks: bool = False
+    physics: str = "physx"
+    stats: bool = False
 
 
 class Sensor:
@@ -78,11 +98,13 @@ class Sensor:
             dimension_properties=(2, 2, 1),  # translational equivariance over H and W
         )
 
-    def encode(self, env: BallBalance, agents: np.ndarray) -> list[bytes]:
-        """Encoded observation of each agent in ``agents`` (an index array)."""
+    def encode(self, env: BallBalance, agents: np.ndarray, terminal: bool = False) -> list[bytes]:
+        """Encoded observation of each agent in ``agents`` (an index array); ``terminal``: as each
+        agent's episode ended."""
         if self.kind == "vector":
-            return self.encoder.encode_floats(env.observations()[agents])
-        images = ball_balance.render_top_down(env, self.size, agents)
+            values = env.terminal_observations() if terminal else env.observations()
+            return self.encoder.encode_floats(values[agents])
+        images = ball_balance.render_top_down(env, self.size, agents, terminal)
         if self.kind == "gray":
             grey = images.mean(axis=3, keepdims=True).astype(np.uint8)
             images = np.repeat(grey, 3, axis=3) if self.compressed else grey
@@ -97,7 +119,8 @@ class Academy:
     def __init__(self, settings: AcademySettings) -> None:
         _check_settings(settings)
         self.settings = settings
-        self.env = BallBalance(settings.agents, settings.max_steps, settings.seed)
+        self.env = BallBalance(settings.agents, settings.max_steps, settings.seed, settings.physics)
+        self.clock = GameClock()
         self.sensors = [
             Sensor(kind, settings.sensors[:i].count(kind), settings)
             for i, kind in enumerate(settings.sensors)
@@ -158,16 +181,37 @@ class Academy:
 
     def step(self, tilt_changes: np.ndarray) -> bytes:
         """Advance all agents one decision; ended episodes report, then restart as new agents."""
+        self.clock.advance(ball_balance.DECISION_SECONDS)
         outcome = self.env.step(tilt_changes)
         rewards = outcome.reward.copy()
         ended = outcome.ended.copy()
         infos: list[bytes] = []
+        stats = self._stats(outcome) if self.settings.stats else b""
         if ended.any():
             infos += self._terminal_infos(np.flatnonzero(ended), rewards, outcome.reached_max_step)
             self._new_episodes(ended)
             rewards[ended] = 0.0
         infos += self._decision_infos(rewards)
-        return self._rl_output(infos)
+        return self._rl_output(infos, stats)
+
+    def _stats(self, outcome: ball_balance.StepOutcome) -> bytes:
+        """This decision's StatsSideChannel messages (see ``STATS``)."""
+        env = self.env
+        position = env.position
+        distance = float(np.sqrt(position[:, 0] ** 2 + position[:, 2] ** 2).mean())
+        messages = [
+            wire.encode_stat("3DBall/ball_distance", distance, STATS["3DBall/ball_distance"]),
+            wire.encode_stat(
+                "3DBall/tilt_degrees", float(env.tilt_degrees()[0]), STATS["3DBall/tilt_degrees"]
+            ),
+            wire.encode_stat("3DBall/falls", float(outcome.fell.sum()), STATS["3DBall/falls"]),
+        ]
+        for length in env.steps[outcome.ended].tolist():
+            messages.append(wire.encode_stat("3DBall/episode_length", length, STATS["3DBall/episode_length"]))
+        if self.clock.configured:
+            time_scale = float(self.clock.time_scale)
+            messages.append(wire.encode_stat("3DBall/time_scale", time_scale, STATS["3DBall/time_scale"]))
+        return b"".join(messages)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _new_episodes(self, agents: np.ndarray) -> None:
@@ -179,7 +223,7 @@ class Academy:
 
     def _terminal_infos(self, agents: np.ndarray, rewards: np.ndarray, max_step: np.ndarray) -> list[bytes]:
         """Final AgentInfos of the ended agents (their last observation, reward and why they ended)."""
-        observations = self._observations(agents)
+        observations = self._observations(agents, terminal=True)
         return [
             wire.encode_agent_info(
                 float(rewards[a]), int(self.agent_ids[a]), obs, done=True, max_step_reached=bool(max_step[a])
@@ -197,9 +241,9 @@ class Academy:
             for reward, agent_id, obs, mask in zip(rewards.tolist(), ids, observations, masks, strict=True)
         ]
 
-    def _observations(self, agents: np.ndarray) -> list[bytes]:
+    def _observations(self, agents: np.ndarray, terminal: bool = False) -> list[bytes]:
         """Concatenated observation fields of all sensors, per agent."""
-        per_sensor = [sensor.encode(self.env, agents) for sensor in self.sensors]
+        per_sensor = [sensor.encode(self.env, agents, terminal) for sensor in self.sensors]
         if len(per_sensor) == 1:
             return per_sensor[0]
         return [b"".join(parts) for parts in zip(*per_sensor, strict=True)]
@@ -217,8 +261,8 @@ class Academy:
             masked = ~(z_ok & x_ok).reshape(self.env.num_agents, 9)
         return [wire.encode_action_mask(row) for row in masked]
 
-    def _rl_output(self, infos: list[bytes]) -> bytes:
-        return wire.encode_rl_output(self.settings.behavior_name, infos)
+    def _rl_output(self, infos: list[bytes], side_channel: bytes = b"") -> bytes:
+        return wire.encode_rl_output(self.settings.behavior_name, infos, side_channel)
 
     def _tilt_changes(self, rl_input: UnityRLInputProto) -> np.ndarray:
         """Actions for the agents in decision order, as tilt changes [n, 2] in [-1, 1]."""
@@ -243,14 +287,37 @@ class Academy:
             if channel_id == wire.ENVIRONMENT_PARAMETERS_CHANNEL:
                 self._apply_environment_parameter(payload)
             elif channel_id == wire.ENGINE_CONFIGURATION_CHANNEL:
-                config = wire.read_engine_configuration(payload)
-                log.info(
-                    "engine configuration %s accepted (a simulated build has no frames to render)", config
-                )
+                self._apply_engine_configuration(wire.read_engine_configuration(payload))
             elif channel_id == wire.TRAINING_ANALYTICS_CHANNEL:
                 pass  # mlagents-envs always sends it; Unity forwards it to its analytics only
             else:
                 self._warn_once(f"side channel {channel_id}", "ignored: no handler for this id (as in Unity)")
+
+    def _apply_engine_configuration(self, config: tuple[int, tuple[float, ...]] | None) -> None:
+        """Time scale, target and capture frame rate pace the decisions; the rest has nothing to act on."""
+        if config is None:
+            self._warn_once("engine configuration", "ignored: a malformed EngineConfigurationChannel message")
+            return
+        kind, arguments = config
+        setter = {
+            ENGINE_TIME_SCALE: self.clock.set_time_scale,
+            ENGINE_TARGET_FRAME_RATE: self.clock.set_target_frame_rate,
+            ENGINE_CAPTURE_FRAME_RATE: self.clock.set_capture_frame_rate,
+        }.get(kind)
+        if setter is None:
+            log.info(
+                "engine configuration %s %s accepted (a simulated build renders nothing)", kind, arguments
+            )
+            return
+        setter(arguments[0])
+        rate = self.clock.rate()
+        log.info(
+            "engine configuration: time_scale %s, target frame rate %d, capture frame rate %d: %s",
+            self.clock.time_scale,
+            self.clock.target_frame_rate,
+            self.clock.capture_frame_rate,
+            "as fast as possible" if rate is None else f"at most {rate:g}x real time",
+        )
 
     def _apply_environment_parameter(self, payload: bytes) -> None:
         parameter = wire.read_environment_parameter(payload)
@@ -264,7 +331,8 @@ class Academy:
             log.error("environment parameter %s ignored: %s", key, error)
             return
         if known:
-            log.info("environment parameter %s=%s applies from the next episode", key, value)
+            when = "now" if key == "gravity" else "from each agent's next episode"
+            log.info("environment parameter %s=%s applies %s", key, value, when)
         else:
             self._warn_once(f"parameter {key}", "ignored: 3DBall reads gravity, mass, scale (and max_steps)")
 
@@ -303,3 +371,7 @@ def _check_settings(settings: AcademySettings) -> None:
         raise ValueError(f"agents={settings.agents} must be at least 1")
     if settings.max_steps < 1:
         raise ValueError(f"max steps {settings.max_steps} must be at least 1")
+    if settings.physics not in ball_balance.PHYSICS_MODES:
+        raise ValueError(
+            f"physics {settings.physics!r} is not one of {', '.join(ball_balance.PHYSICS_MODES)}"
+        )

@@ -27,7 +27,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 FASTPATH_SOURCE = PACKAGE_DIR.parent / "src" / "template_runtime" / "fastpath.py"
-PLAYER_MODULES = ("__init__.py", "academy.py", "ball_balance.py", "player.py", "wire.py")
+PLAYER_MODULES = ("__init__.py", "academy.py", "ball_balance.py", "clock.py", "player.py", "wire.py")
 """What the player needs at run time (package_build itself stays out of the build)."""
 BUILD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 """No dots: mlagents-envs deletes ".app", ".exe", ".x86" from anywhere in the path it is given."""

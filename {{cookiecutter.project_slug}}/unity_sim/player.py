@@ -9,8 +9,9 @@ Arguments (unknown ones are ignored, as Unity ignores flags it does not know):
   --mlagents-port P        port of the trainer's server (UnityEnvironment passes base_port + worker_id)
   -logFile PATH            write the player log there ("-" = stdout; default stdout), like Unity
   -batchmode -nographics   accepted; images are still rendered (a real build renders them black)
-  --agents N               agents, each on its own platform (default 1)
-  --max-steps N            episode length in decisions before max_step_reached (default 1000)
+  --agents N               agents, each on its own cube (default 12, as the real scene's 12)
+  --max-steps N            episode length in decisions before max_step_reached (default 1000, as
+                           Unity's MaxStep 5000 physics steps)
   --seed S                 seed; wins over the seed the handshake carries (UnityEnvironment(seed=...)),
                            which is used when --seed is absent
   --action-type T          continuous (2 actions) | discrete (one branch of 9) | branched (2 x 3)
@@ -20,6 +21,15 @@ Arguments (unknown ones are ignored, as Unity ignores flags it does not know):
   --image-size N           image height and width (default 32)
   --uncompressed-visual    send images as float_data instead of PNG
   --behavior-name NAME     default "<product name in ../app.info>?team=0", else "3DBall?team=0"
+  --stats                  report custom stats through the StatsSideChannel (see academy.STATS); the
+                           trainer should then register mlagents_envs' StatsSideChannel, or
+                           mlagents-envs logs a warning for each message it does not know
+  --physics P              physx (default: Unity's 3DBall, see ball_balance.py) | none (the balls
+                           hang still: a reference for benchmarks of the protocol alone)
+
+Engine configuration (EngineConfigurationChannel): time_scale, target and capture frame rate pace the
+decisions as in a real build (unity_sim/clock.py): at time_scale 1 a decision takes 0.1 s of wall
+time, at mlagents' default 20 at least 5 ms; 100 (Unity's maximum) is as fast as the build can go.
 
 The process exits 0 when the trainer closes the environment (status 400 or QUIT), and also when the
 trainer goes away (its channel breaks, or this process's parent dies), so no player is left behind.
@@ -69,7 +79,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("-logFile", "-logfile", dest="log_file")
     parser.add_argument("-batchmode", action="store_true")
     parser.add_argument("-nographics", action="store_true")
-    parser.add_argument("--agents", type=int, default=1)
+    parser.add_argument("--agents", type=int, default=12)
     parser.add_argument("--max-steps", type=int, default=1000)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--action-type", default="continuous")
@@ -78,6 +88,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--uncompressed-visual", action="store_true")
     parser.add_argument("--behavior-name", default=None)
+    parser.add_argument("--stats", action="store_true")
+    parser.add_argument("--physics", default="physx")
     arguments, ignored = parser.parse_known_args(argv)
     arguments.ignored = ignored
     return arguments
@@ -187,6 +199,8 @@ def settings_from(arguments: argparse.Namespace) -> AcademySettings:
         image_size=arguments.image_size,
         compressed_images=not arguments.uncompressed_visual,
         action_masks=arguments.action_masks,
+        physics=arguments.physics,
+        stats=arguments.stats,
     )
 
 

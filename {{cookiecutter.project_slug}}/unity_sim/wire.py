@@ -34,6 +34,10 @@ VARINT, FIXED32, LENGTH_DELIMITED = 0, 5, 2
 ENVIRONMENT_PARAMETERS_CHANNEL = uuid.UUID("534c891e-810f-11ea-a9d0-822485860400")
 ENGINE_CONFIGURATION_CHANNEL = uuid.UUID("e951342c-4f7e-11ea-b238-784f4387d1f7")
 TRAINING_ANALYTICS_CHANNEL = uuid.UUID("b664a4a9-d86f-5a5f-95cb-e8353a7e8356")
+STATS_CHANNEL = uuid.UUID("a1d8f7b7-cec8-50f9-b78b-d3e165a78520")
+"""Unity's StatsSideChannel (uuid5 of "com.unity.ml-agents/StatsSideChannel"): build -> trainer only."""
+STATS_AVERAGE, STATS_MOST_RECENT, STATS_SUM, STATS_HISTOGRAM = 0, 1, 2, 3
+"""StatsAggregationMethod: how the trainer combines a stat's values within one summary period."""
 
 
 def _number(message: type, field: str) -> int:
@@ -264,3 +268,16 @@ def read_engine_configuration(payload: bytes) -> tuple[int, tuple[float, ...]] |
         return kind, struct.unpack_from(formats[kind], payload, 4)
     except (struct.error, KeyError):
         return None
+
+
+def side_channel_message(channel_id: uuid.UUID, payload: bytes) -> bytes:
+    """One side-channel message: [16-byte GUID (bytes_le)][int32 LE length][payload]."""
+    return channel_id.bytes_le + struct.pack("<i", len(payload)) + payload
+
+
+def encode_stat(key: str, value: float, aggregation: int) -> bytes:
+    """A StatsSideChannel message, as Unity's StatsRecorder.Add sends it: string key, float32 value,
+    int32 aggregation method (STATS_AVERAGE, STATS_MOST_RECENT, STATS_SUM or STATS_HISTOGRAM)."""
+    name = key.encode("ascii")
+    payload = struct.pack("<i", len(name)) + name + struct.pack("<fi", value, aggregation)
+    return side_channel_message(STATS_CHANNEL, payload)

@@ -33,12 +33,14 @@ from mlagents_envs.environment import UnityEnvironment
 from mlagents_envs.side_channel.engine_configuration_channel import EngineConfigurationChannel
 from mlagents_envs.side_channel.environment_parameters_channel import EnvironmentParametersChannel
 from mlagents_envs.side_channel.side_channel import OutgoingMessage, SideChannel
+from mlagents_envs.side_channel.stats_side_channel import StatsAggregationMethod, StatsSideChannel
 from PIL import Image
 from sim_fixtures import SIM_BUILD_NAME, free_base_port, open_sim_env, wait_until_gone
 
-from unity_sim import wire
-from unity_sim.academy import Academy, AcademySettings
+from unity_sim import ball_balance, wire
+from unity_sim.academy import STATS, Academy, AcademySettings
 from unity_sim.ball_balance import BallBalance, balancing_controller
+from unity_sim.clock import GameClock
 from unity_sim.package_build import build_files, package_build
 
 BEHAVIOR = "3DBall?team=0"
@@ -63,6 +65,11 @@ def play_task(env: BallBalance, policy, rng: np.random.Generator) -> tuple[np.nd
 
 def random_policy(observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.uniform(-1, 1, (len(observations), 2))
+
+
+def untrained_mlagents_policy(observations: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What mlagents-learn's untrained PPO sends: a unit Gaussian, clipped to [-3, 3], divided by 3."""
+    return np.clip(rng.normal(0.0, 1.0, (len(observations), 2)), -3.0, 3.0) / 3.0
 
 
 def gym_episode(env: UnityToGymWrapper, choose) -> tuple[float, list[float], dict]:
@@ -125,7 +132,97 @@ def test_random_actions_drop_ball_within_a_few_dozen_steps():
     env = BallBalance(num_agents=1000, max_steps=1000, seed=3)
     returns, lengths = play_task(env, random_policy, np.random.default_rng(0))
     assert lengths.mean() < 40
-    assert returns.mean() < 3.0  # measured 1.56; the controller scores 100
+    assert returns.mean() < 3.0  # measured 0.97 (20.7 decisions); the controller scores 100
+
+
+def test_untrained_policy_episodes_last_about_22_decisions_like_the_real_scene():
+    """Real 3DBall under mlagents-learn: first episodes of about 22 decisions (issue 20)."""
+    env = BallBalance(num_agents=2000, max_steps=1000, seed=3)
+    rng = np.random.default_rng(0)
+    play_task(env, untrained_mlagents_policy, rng)  # the second episode on: spin kept, as in Unity
+    env.restart(np.ones(env.num_agents, bool))
+    _, lengths = play_task(env, untrained_mlagents_policy, rng)
+    assert lengths.mean() == pytest.approx(22, rel=0.2)  # measured 22.5
+
+
+def test_episode_starts_like_ball3dagent():
+    env = BallBalance(num_agents=500, max_steps=1000, seed=1)
+    obs = env.observations()
+    half_tilt = np.sin(np.deg2rad(ball_balance.START_TILT_DEGREES / 2))
+    assert np.abs(obs[:, 0:2]).max() <= half_tilt + 1e-6  # quaternion z, x of +-10 degree turns
+    assert np.abs(obs[:, [2, 4]]).max() <= 1.5 and np.all(obs[:, 3] == 4.0)  # above the cube, at rest
+    assert not obs[:, 5:].any()
+
+
+def test_cube_turns_two_degrees_per_physics_step_until_the_rotation_limit():
+    env = BallBalance(num_agents=1, max_steps=1000, seed=1)
+    env.rotation[:] = (1.0, 0.0, 0.0, 0.0)
+    env.step(np.array([[1.0, 0.0]]))  # 5 physics steps of Rotate(z, 2 degrees)
+    assert env.observations()[0, 0] == pytest.approx(np.sin(np.deg2rad(10.0) / 2))
+    for _ in range(10):
+        env.step(np.array([[1.0, -1.0]]))
+    z, x = env.observations()[0, 0:2]
+    one_turn = np.sin(np.deg2rad(1.0))  # a last Rotate may start just inside the limit
+    assert 0.25 <= z <= 0.25 + one_turn and -0.25 - one_turn <= x <= -0.25
+
+
+def _rotate_like_unity(q: np.ndarray, degrees: np.ndarray) -> np.ndarray:
+    """Ball3DAgent's 5 physics steps of Rotate(z) then Rotate(x), one agent at a time (w, x, y, z)."""
+    q, out = q.copy(), []
+    for _ in range(5):
+        for axis, column in ((3, 0), (1, 1)):
+            for i, angle in enumerate(degrees[:, column]):
+                if (angle > 0 and q[i, axis] < 0.25) or (angle < 0 and q[i, axis] > -0.25):
+                    turn = np.zeros(4)
+                    turn[0], turn[axis] = np.cos(np.deg2rad(angle) / 2), np.sin(np.deg2rad(angle) / 2)
+                    w1, x1, y1, z1 = q[i]
+                    w2, x2, y2, z2 = turn
+                    q[i] = (
+                        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+                        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+                        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
+                        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
+                    )
+        out.append(q.copy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("spread", [0.02, 0.3], ids=["inside-the-limit", "at-the-limit"])
+def test_batched_cube_turns_equal_unity_rotate_step_by_step(spread: float):
+    rng = np.random.default_rng(0)
+    q = rng.normal(size=(40, 4)) * [1, spread, spread, spread]
+    q /= np.linalg.norm(q, axis=1)[:, None]
+    degrees = rng.uniform(-2, 2, (40, 2))
+    degrees[0] = 0.0
+    np.testing.assert_allclose(ball_balance._turn(q, degrees), _rotate_like_unity(q, degrees), atol=1e-12)
+
+
+def test_ball_rolls_down_a_tilted_cube_at_five_sevenths_of_the_slope():
+    env = BallBalance(num_agents=1, max_steps=1000, seed=1)
+    angle = np.deg2rad(10.0)
+    env.rotation[:] = (np.cos(angle / 2), 0.0, 0.0, np.sin(angle / 2))  # +x side up
+    on_top = np.array([0.0, 2.5 + 0.5, 0.0])
+    env.position[:] = on_top @ np.array(
+        [[np.cos(angle), np.sin(angle), 0], [-np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
+    env.velocity[:], env.spin = 0.0, 0.0
+    for _ in range(3):
+        env.step(np.zeros((1, 2)))
+    speed = np.linalg.norm(env.velocity[0])
+    assert speed == pytest.approx(5 / 7 * 9.81 * np.sin(angle) * 0.3, rel=0.05)
+    assert env.velocity[0, 0] < 0  # downhill: towards -x
+
+
+def test_fall_is_reported_with_the_observation_when_it_happened():
+    env = BallBalance(num_agents=200, max_steps=1000, seed=2)
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        outcome = env.step(random_policy(env.observations(), rng))
+        if outcome.fell.any():
+            terminal = env.terminal_observations()[outcome.fell]
+            beyond = (np.abs(terminal[:, [2, 4]]).max(axis=1) > 3.0) | (terminal[:, 3] < -2.0)
+            assert beyond.all() and np.all(outcome.reward[outcome.fell] == -1.0)
+            env.restart(outcome.ended)
 
 
 def test_task_is_deterministic_for_a_seed():
@@ -143,6 +240,24 @@ def test_environment_parameter_waits_for_next_episode():
     assert env.ball_radius == 0.5
     env.restart(np.ones(1, bool))
     assert env.ball_radius == 1.0
+
+
+def test_gravity_applies_at_once_like_3dball_callback():
+    env = BallBalance(num_agents=1, max_steps=100, seed=0)
+    env.step(np.zeros((1, 2)))
+    assert env.velocity[0, 1] == pytest.approx(-9.81 * 0.1)
+    assert env.set_parameter("gravity", 0.0)
+    before = env.velocity.copy()
+    env.step(np.zeros((1, 2)))
+    np.testing.assert_array_equal(env.velocity, before)  # still falling (no contact yet), not faster
+
+
+def test_physics_none_leaves_the_ball_where_it_started():
+    env = BallBalance(num_agents=3, max_steps=100, seed=0, physics="none")
+    start = env.observations()[:, 2:].copy()
+    for _ in range(10):
+        env.step(np.ones((3, 2)))
+    np.testing.assert_array_equal(env.observations()[:, 2:], start)
 
 
 def test_environment_parameter_rejects_zero_mass():
@@ -281,6 +396,15 @@ def test_player_rejects_unknown_action_type_naming_choices(sim_executable: str):
 
 
 # ---- through UnityEnvironment: defaults ---------------------------------------------------------
+
+
+def test_build_has_12_agents_by_default_like_the_real_scene(sim_executable: str):
+    env = UnityEnvironment(sim_executable, base_port=free_base_port(), no_graphics=True, timeout_wait=30)
+    try:
+        env.reset()
+        assert len(observe(env)[0]) == 12
+    finally:
+        env.close()
 
 
 def test_default_build_registers_3dball_behavior(default_env: UnityEnvironment):
@@ -425,19 +549,110 @@ def test_several_agents_each_get_decisions_and_new_ids(unity_env_factory):
 
 def test_environment_parameters_apply_at_next_reset(unity_env_factory):
     parameters = EnvironmentParametersChannel()
+    env = unity_env_factory(
+        side_channels=[parameters], additional_args=["--observations", "visual", "--image-size", "60"]
+    )
+    env.reset()
+    parameters.set_float_parameter("scale", 3.0)  # ball diameter 3, sent with the next command
+    decision, _ = step_with(env, continuous=np.zeros((1, 2), np.float32))
+    small = _ball_pixels(decision.obs[0][0])
+    env.reset()
+    large = _ball_pixels(observe(env)[0].obs[0][0])
+    assert small == pytest.approx(np.pi * 5**2, rel=0.2)  # 10 pixels per unit, radius 0.5
+    assert large == pytest.approx(9 * small, rel=0.2)
+
+
+def _ball_pixels(image: np.ndarray) -> int:
+    """Pixels of the white disc the top-down camera draws for the ball."""
+    return int((image == 1.0).all(axis=2).sum())
+
+
+def test_gravity_parameter_applies_at_once(unity_env_factory):
+    parameters = EnvironmentParametersChannel()
     env = unity_env_factory(side_channels=[parameters])
     env.reset()
-    parameters.set_float_parameter("scale", 3.0)  # ball radius 1.5, sent with the next command
+    parameters.set_float_parameter("gravity", 0.0)  # sent with the next command
     decision, _ = step_with(env, continuous=np.zeros((1, 2), np.float32))
-    assert _ball_radius(decision.obs[0][0]) == pytest.approx(0.5, abs=1e-5)
+    assert decision.obs[0][0][3] == pytest.approx(4.0) and decision.obs[0][0][6] == 0.0  # hangs at rest
+
+
+def test_build_reports_stats_with_each_aggregation_method(unity_env_factory):
+    stats, engine = StatsSideChannel(), EngineConfigurationChannel()
+    env = unity_env_factory(additional_args=["--agents", "4", "--stats"], side_channels=[stats, engine])
+    engine.set_configuration_parameters(time_scale=100.0)
     env.reset()
-    assert _ball_radius(observe(env)[0].obs[0][0]) == pytest.approx(1.5, abs=1e-5)
+    received = {}
+    rng = np.random.default_rng(0)
+    for _ in range(60):  # long enough for some balls to fall
+        step_with(env, continuous=rng.uniform(-1, 1, (4, 2)).astype(np.float32))
+        for key, values in stats.get_and_reset_stats().items():
+            received.setdefault(key, []).extend(values)
+    assert set(received) == set(STATS)
+    for key, values in received.items():
+        assert {method for _, method in values} == {StatsAggregationMethod(STATS[key])}, key
+    assert sum(value for value, _ in received["3DBall/falls"]) == len(received["3DBall/episode_length"]) > 0
+    assert all(0 <= value <= 4.5 for value, _ in received["3DBall/ball_distance"])
+    assert {value for value, _ in received["3DBall/time_scale"]} == {100.0}
+    assert len(received["3DBall/ball_distance"]) == 60
 
 
-def _ball_radius(obs: np.ndarray) -> float:
-    """Undo the slope part of the height observation: what is left is the ball's radius."""
-    tilt_z, tilt_x, x, height, z = obs[:5]
-    return float(height - x * np.sin(tilt_z) + z * np.sin(tilt_x))
+def test_build_sends_no_stats_unless_asked(unity_env_factory):
+    stats = StatsSideChannel()
+    env = unity_env_factory(side_channels=[stats])
+    env.reset()
+    step_with(env, continuous=np.zeros((1, 2), np.float32))
+    assert not stats.get_and_reset_stats()
+
+
+def test_time_scale_1_runs_in_real_time(unity_env_factory):
+    stats, engine = StatsSideChannel(), EngineConfigurationChannel()
+    env = unity_env_factory(additional_args=["--stats"], side_channels=[stats, engine])
+    engine.set_configuration_parameters(time_scale=1.0)  # sent with reset; capture frame rate stays 0
+    env.reset()
+    start = time.monotonic()
+    for _ in range(8):  # 8 decisions = 40 physics steps of 0.02 s: 0.8 s at time scale 1
+        step_with(env, continuous=np.zeros((1, 2), np.float32))
+    elapsed = time.monotonic() - start
+    assert elapsed >= 0.75  # the build waits: a lower bound, whatever the machine's load
+    assert {value for value, _ in stats.get_and_reset_stats()["3DBall/time_scale"]} == {1.0}
+
+
+def test_clock_rates_follow_unity_time_settings():
+    clock = GameClock()
+    assert clock.rate() is None  # never configured: as fast as possible
+    clock.set_time_scale(20.0)
+    assert clock.rate() == 20.0  # capture frame rate 0: real-time frames, 20x
+    clock.set_time_scale(1000.0)
+    assert clock.time_scale == 100.0  # Unity clamps to [1, 100]
+    clock.set_time_scale(0.5)
+    assert clock.rate() == 1.0
+    clock.set_time_scale(20.0)
+    clock.set_target_frame_rate(30)
+    assert clock.rate() == 10.0  # 30 frames/s x at most 1/3 s of game time each
+    clock.set_capture_frame_rate(60)
+    assert clock.rate() == pytest.approx(10.0)  # 30 frames/s x 20/60 s
+    clock.set_target_frame_rate(-1)
+    assert clock.rate() is None  # mlagents-learn's defaults: capture 60, unlimited frames
+
+
+def test_clock_waits_ahead_and_catches_up_behind():
+    now = [100.0]
+    slept = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    clock = GameClock(now=lambda: now[0], sleep=sleep)
+    clock.set_time_scale(2.0)
+    for _ in range(4):
+        clock.advance(0.1)
+    assert slept == pytest.approx([0.05] * 4)  # 0.1 s of game time at 2x: 0.05 s each
+    now[0] += 10.0  # the trainer thought for 10 s: Unity does not replay all of it
+    slept.clear()
+    for _ in range(5):  # the game is 1/3 s behind: about 3 decisions run at once, then pacing again
+        clock.advance(0.1)
+    assert slept == pytest.approx([4 * 0.05 - (1 / 3) / 2])
 
 
 class _UnknownChannel(SideChannel):

@@ -9,6 +9,9 @@
 - ``unity_env_factory``: opens ``UnityEnvironment`` on free ports and, after the test, closes every
   environment it opened and checks each player process is gone.
 
+Both give the build ``--agents 1`` unless ``additional_args`` names ``--agents``: most tests drive
+one agent (the gym wrapper refuses more), while the build's own default is 12 like Unity's scene.
+
 Players run under this interpreter (``UNITY_SIM_PYTHON`` is set to ``sys.executable`` for the
 session), so they share its grpcio / protobuf / mlagents-envs.
 """
@@ -38,6 +41,7 @@ from unity_sim.package_build import package_build
 __all__ = [
     "SIM_BUILD_NAME",
     "free_base_port",
+    "one_agent_unless_given",
     "open_sim_env",
     "process_is_gone",
     "sim_build_dir",
@@ -99,6 +103,7 @@ def unity_env_factory(sim_executable: str) -> Iterator[Callable[..., UnityEnviro
         kwargs.setdefault("base_port", free_base_port(kwargs.get("worker_id", 0) + 1))
         kwargs.setdefault("no_graphics", True)
         kwargs.setdefault("timeout_wait", HANDSHAKE_TIMEOUT)
+        kwargs["additional_args"] = one_agent_unless_given(kwargs.get("additional_args"))
         env = UnityEnvironment(**kwargs)
         opened.append(env)
         return env
@@ -117,11 +122,18 @@ def open_sim_env(executable: str, **kwargs: Any) -> Iterator[UnityEnvironment]:
     kwargs.setdefault("base_port", free_base_port(kwargs.get("worker_id", 0) + 1))
     kwargs.setdefault("no_graphics", True)
     kwargs.setdefault("timeout_wait", HANDSHAKE_TIMEOUT)
+    kwargs["additional_args"] = one_agent_unless_given(kwargs.get("additional_args"))
     env = UnityEnvironment(file_name=executable, **kwargs)
     try:
         yield env
     finally:
         close_quietly(env)
+
+
+def one_agent_unless_given(additional_args: list[str] | None) -> list[str]:
+    """The player arguments with ``--agents 1`` first unless they choose a number of agents."""
+    args = list(additional_args or [])
+    return args if "--agents" in args else ["--agents", "1", *args]
 
 
 def close_quietly(env: UnityEnvironment) -> None:
