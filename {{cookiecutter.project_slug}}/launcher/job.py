@@ -118,7 +118,9 @@ def build_job_spec(settings: Settings, role_arn: str) -> TrainingJobSpec:
         checkpoint_local_path=CHECKPOINT_LOCAL_PATH if settings.checkpoints else None,
         input_channels=channels,
         environment={"PYTHONUNBUFFERED": "1", **settings.environment},
-        metric_definitions=metric_definitions(entry.metric_names),
+        metric_definitions=metric_definitions(
+            [*entry.metric_names, *stat_metrics(hyperparameters.get("stats", entry.config.get("stats")))]
+        ),
         telemetry=settings.telemetry,
     )
 
@@ -128,6 +130,12 @@ def metric_definitions(names: tuple[str, ...] | list[str]) -> tuple[tuple[str, s
     (template_runtime.metrics writes those lines and owns their regexes). A custom image gets no
     metric definitions from SageMaker, so without these the console shows no curves."""
     return runtime_module("metrics").metric_definitions(names)
+
+
+def stat_metrics(stats: object) -> list[str]:
+    """The metric names of the build's custom stats listed in the config key ``stats``."""
+    names = stats if isinstance(stats, list | tuple) else []
+    return [runtime_module("metrics").stat_metric_name(str(name)) for name in names]
 
 
 @contextmanager

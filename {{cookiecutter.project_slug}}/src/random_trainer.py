@@ -21,6 +21,7 @@ from collections import deque
 import numpy as np
 
 config = {
+    "multiagent": True,  # drive every agent of the build (Unity's 3DBall has 12); each is a row of the batch
     "episodes": 10,  # stop after this many finished episodes (over all agents)
     "total_timesteps": 1_000_000,  # or after this many agent steps, whichever comes first
     "window": 100,  # episode_reward_mean and episode_length_mean are over the last `window` episodes

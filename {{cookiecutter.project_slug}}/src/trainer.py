@@ -61,7 +61,7 @@ from template_runtime.config import (
     read_sm_hps,
     validate_config,
 )
-from template_runtime.metrics import BASE_METRICS, MetricsLog
+from template_runtime.metrics import BASE_METRICS, MetricsLog, stat_metric_name
 from template_runtime.unity import (
     EnvSettings,
     RunningPlayer,
@@ -108,6 +108,7 @@ DEFAULT_CONFIG: dict[str, object] = {
     "env_parameters": {},  # name -> float, sent through the EnvironmentParametersChannel
     "time_scale": 20.0,  # Unity Time.timeScale (mlagents-learn's default: physics 20x faster than real time)
     "timeout_wait": 60,  # seconds to wait for the player to connect, and to quit
+    "stats": [],  # custom stats the build reports (StatsRecorder names) to chart in SageMaker as stat_<name>
     "seed": 0,  # seeds the trainer's random generator (self.rng) and the players (instance i: seed + i)
     # Where results go.
     "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job (synced to S3), <run>/checkpoints locally
@@ -394,6 +395,8 @@ class Trainer(ABC):
         """Report ``metrics`` at ``step``: one line ``step=1200 episode_reward_mean=0.53 fps=231.4`` in
         the log (the job's metric definitions read it), a record in output_dir/metrics.jsonl and
         TensorBoard scalars; returns the values as logged (floats)."""
+        for name, value in self._pop_stats().items():  # what the build reported (StatsSideChannel)
+            metrics.setdefault(stat_metric_name(name), value)
         logged = self._metrics().log(step, metrics)
         if self._progress is not None:
             shown = {"reward": logged.get("episode_reward_mean"), "fps": logged.get("fps")}
@@ -402,13 +405,22 @@ class Trainer(ABC):
 
     def _metrics(self) -> MetricsLog:
         if self._metrics_log is None:
+            stats = [stat_metric_name(name) for name in self.config["stats"]]
             self._metrics_log = MetricsLog(
                 self.output_dir / "metrics.jsonl",
                 self.tensorboard_dir,
-                (*self.base_metrics, *self.metrics),
+                (*self.base_metrics, *self.metrics, *stats),
                 echo=self._echo,
             )
         return self._metrics_log
+
+    def _pop_stats(self) -> dict[str, float]:
+        """The build's custom stats since the last report, over every open batched env."""
+        stats: dict[str, float] = {}
+        for envs in self._open:
+            if isinstance(envs, UnityVecEnv):
+                stats.update(envs.pop_stats())
+        return stats
 
     def progress_bar(self, total: int, initial: int = 0):
         """A tqdm progress bar for local runs (off in jobs, whose logs it would fill); metric lines

@@ -138,11 +138,19 @@ class MetricsLog:
         new = [name for name in logged if name not in self.declared and name not in self._warned]
         if new:
             self._warned.update(new)
-            logging.getLogger("trainer").warning(
-                "metrics %s are not declared in the trainer's `metrics`: they are logged, but a SageMaker "
-                "job's console will not chart them. Add them to the class attribute `metrics`",
-                new,
-            )
+            stats = [name for name in new if name.startswith("stat_")]
+            if len(stats) < len(new):
+                logging.getLogger("trainer").warning(
+                    "metrics %s are not declared in the trainer's `metrics`: they are logged, but a "
+                    "SageMaker job's console will not chart them. Add them to the class attribute `metrics`",
+                    [name for name in new if name not in stats],
+                )
+            if stats:
+                logging.getLogger("trainer").warning(
+                    "the build reports stats %s: logged, but charted in SageMaker only when their names "
+                    "are in the config key `stats`",
+                    stats,
+                )
 
     def _write_scalars(self, step: int, values: Mapping[str, float]) -> None:
         writer = self._event_writer()

@@ -53,6 +53,9 @@ class UnityStartError(RuntimeError):
     """The Unity player could not be started or did not connect; the message names the build and log."""
 
 
+MLAGENTS_CAPTURE_FRAME_RATE = 60
+"""What mlagents-learn sends (its --capture-frame-rate default)."""
+
 WORKER_ID_ATTEMPTS = 32
 """How many worker ids (ports 5005 + id) to try when the configured one is busy."""
 
@@ -584,5 +587,10 @@ def side_channels(env_parameters: dict, time_scale: float) -> list:
     for name, value in env_parameters.items():
         parameters.set_float_parameter(name, float(value))
     engine = EngineConfigurationChannel()
-    engine.set_configuration_parameters(time_scale=float(time_scale))
+    # mlagents-learn's engine settings: with a capture frame rate Unity steps its clock by 1/60 s a
+    # frame however fast frames come, so the build runs as fast as it can and physics stays stable
+    # (time_scale alone would pace it at time_scale x real time).
+    engine.set_configuration_parameters(
+        time_scale=float(time_scale), target_frame_rate=-1, capture_frame_rate=MLAGENTS_CAPTURE_FRAME_RATE
+    )
     return [parameters, engine, StatsSideChannel()]

@@ -302,7 +302,7 @@ def test_sdk_v3_job_runs_through_model_trainers_own_driver(engine, image, sim_zi
     """As the launcher submits it: ModelTrainer's sm_train.sh from the sm_drivers channel, not `train`."""
     launcher_python = os.environ.get("IMAGE_TEST_LAUNCHER_PYTHON")
     if not launcher_python:
-        pytest.skip("needs the launcher's venv for SDK v3 (make test-container sets IMAGE_TEST_LAUNCHER_PYTHON)")
+        pytest.skip("needs the launcher's venv for SDK v3 (make test-container sets it)")
     opt_ml = tmp_path / "opt_ml"
     opt_ml.mkdir()
     made = subprocess.run(

@@ -146,3 +146,11 @@ def test_hyperparameters_survive_the_json_round_trip(spec_for):
     spec = spec_for(hyperparameters={"additional_args": ["-a", "b c"], "env_parameters": {"mass": 2.0}})
     decoded = {key: json.loads(value) for key, value in spec.encoded_hyperparameters().items()}
     assert decoded == spec.hyperparameters
+
+
+def test_the_builds_stats_named_in_the_config_become_metric_definitions(spec_for):
+    spec = spec_for(hyperparameters={"stats": ["3DBall/ball_distance", "Game/Score"]})
+    names = [name for name, _ in spec.metric_definitions]
+    assert names[-2:] == ["stat_3DBall_ball_distance", "stat_Game_Score"]
+    regex = dict(spec.metric_definitions)["stat_Game_Score"]
+    assert re.search(regex, "step=10 stat_Game_Score=12.5").group(1) == "12.5"

@@ -38,7 +38,7 @@ def vec(sim_executable, tmp_path):
 
 
 def test_single_env_speaks_gymnasium_and_ends_episodes_at_the_step_limit(vec):
-    env = UnityGymnasiumEnv(vec(env_parameters={"max_steps": 3}))
+    env = UnityGymnasiumEnv(vec(env_parameters={"max_steps": 3}, additional_args=["--agents", "1"]))
     assert isinstance(env.observation_space, gymnasium.spaces.Box) and env.observation_space.shape == (8,)
     assert isinstance(env.action_space, gymnasium.spaces.Box) and env.action_space.shape == (2,)
     obs, info = env.reset(seed=1)

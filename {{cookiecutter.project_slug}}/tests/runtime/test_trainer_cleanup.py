@@ -50,6 +50,7 @@ def config(tmp_path: Path, **extra) -> dict:
         "project_file": "",
         "worker_id": free_worker_id(),
         "timeout_wait": 30,
+        "additional_args": ["--agents", "1"],  # the gym env drives one agent (the build has 12 by default)
         **extra,
     }
 

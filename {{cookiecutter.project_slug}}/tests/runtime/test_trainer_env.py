@@ -33,7 +33,9 @@ def make_env(sim_executable, tmp_path):
 
     def make(**config):
         base = {"runs_dir": str(tmp_path / "runs"), "project_file": "", "timeout_wait": 30}
-        trainer = EnvTrainer({**base, **config}, argv=[])
+        args = config.pop("additional_args", [])
+        one_agent = [] if "--agents" in args else ["--agents", "1"]  # the build has 12 by default
+        trainer = EnvTrainer({**base, **config, "additional_args": [*one_agent, *args]}, argv=[])
         trainers.append(trainer)
         return trainer, trainer.get_gym_env(sim_executable)
 

@@ -26,6 +26,9 @@ class Host(LocalTrainer):
             "worker_id": free_base_port(2) - 5005,
             **config,
         }
+        args = settings.get("additional_args", [])
+        if "--agents" not in args:  # one agent per instance unless the test asks for more
+            settings["additional_args"] = ["--agents", "1", *args]
         super().__init__(settings, argv=[])
         self.check = check
 
@@ -38,15 +41,16 @@ def test_two_instances_batch_their_agents_with_their_own_seeds_and_workers(sim_b
     def check(envs):
         obs = envs.reset()
         actions = np.zeros((envs.num_agents, 2), np.float32)
-        return obs, envs.step(actions), envs.sizes, (envs.num_envs, envs.num_agents)
+        logs = [f"Player-{instance.worker_id}.log" for instance in envs.instances]
+        return obs, envs.step(actions), envs.sizes, (envs.num_envs, envs.num_agents), logs
 
     host = Host(tmp_path, sim_build_zip, check, multiagent=True, additional_args=["--agents", "3"])
-    obs, (next_obs, rewards, terminated, truncated, infos), sizes, counts = host.run(num_envs=2)
+    obs, (next_obs, rewards, terminated, truncated, _), sizes, counts, expected_logs = host.run(num_envs=2)
     assert counts == (2, 6) and sizes == [3, 3] and obs.shape == next_obs.shape == (6, 8)
     assert not np.allclose(obs[:3], obs[3:])  # seed and seed + 1: different starts
     assert rewards.shape == terminated.shape == truncated.shape == (6,) and rewards.dtype == np.float32
     logs = sorted(p.name for p in (host.output_dir / "unity_logs").iterdir())
-    assert logs == [f"Player-{host.worker_id}.log", f"Player-{host.worker_id + 1}.log"]
+    assert logs == sorted(expected_logs) and len(set(expected_logs)) == 2  # each on its own worker_id
     assert not multiprocessing.active_children()
 
 
