@@ -24,6 +24,8 @@ LIBRARY_MODULES = (
     "gym_unity.envs",
     "tensorflow",
     "sagemaker_training",
+    "template_runtime.onnx_export",  # onnx: every job writes a Unity-ready model/<behaviour>.onnx
+    "onnxruntime",  # ... and runs it once to check it (template_runtime.onnx_check)
 )
 # sm_train.sh (SDK v3) needs bash, python3 and pip; SDK v2 runs `train`; UNITY_USE_XVFB=1 needs Xvfb.
 IMAGE_PROGRAMS = ("bash", "python3", "pip", "train", "Xvfb")
