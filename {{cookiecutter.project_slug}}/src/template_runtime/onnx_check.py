@@ -387,9 +387,7 @@ def _run(path: Path, inputs: dict, spec: dict, report: Report, draws: int, rng: 
                     "error", name, "changed between two runs on the same inputs: it must be deterministic"
                 )
     if n:
-        values = np.concatenate(
-            [session.run([c.CONTINUOUS_ACTIONS, c.DETERMINISTIC_CONTINUOUS], feeds)[i] for i in (0, 1)]
-        )
+        values = np.concatenate(session.run([c.CONTINUOUS_ACTIONS, c.DETERMINISTIC_CONTINUOUS], feeds))
         if not np.isfinite(values).all():
             report.add("error", c.CONTINUOUS_ACTIONS, "gave NaN or infinite actions on random observations")
         elif np.abs(values).max() > 1.0 + 1e-6:
@@ -464,6 +462,13 @@ def _check_provenance(path: Path, inputs: dict, spec: dict, report: Report) -> N
             "changed or replaced after export",
         )
         return
+    check = record.get("check")
+    if isinstance(check, dict) and check.get("matches") is False:
+        report.add(
+            "error",
+            side.name,
+            f"the export check found the model disagreeing with the trained policy: {check}",
+        )
     behavior = record.get("behavior", {})
     if spec["branches"] and behavior.get("discrete_branches") != spec["branches"]:
         report.add(
@@ -481,6 +486,31 @@ def _check_provenance(path: Path, inputs: dict, spec: dict, report: Report) -> N
         value = behavior.get("name") if key == "behavior_name" else record.get(key)
         if value is not None:
             report.summary[key] = value
+
+
+def deterministic_actions(path: Path, observations, masks: np.ndarray | None = None) -> np.ndarray:
+    """The model's deterministic actions (continuous or discrete, whichever it has) for a batch of
+    observations as the env gives them: one array for ``obs_0`` or a list, one per ``obs_<i>``; images
+    (batch, height, width, channels), uint8 pixels or floats in [0, 1], are turned into what Unity
+    feeds (NCHW floats in [0, 1]). ``masks``: ``action_masks`` (default: every action allowed)."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    observations = observations if isinstance(observations, list | tuple) else [observations]
+    feeds = {}
+    for i, obs in enumerate(observations):
+        obs = np.asarray(obs)
+        if obs.ndim == 4:
+            obs = (obs / 255.0 if obs.dtype == np.uint8 else obs).transpose(0, 3, 1, 2)
+        feeds[f"{c.OBS_PREFIX}{i}"] = np.ascontiguousarray(obs, dtype=np.float32)
+    names = [i.name for i in session.get_inputs()]
+    if c.ACTION_MASKS in names:
+        width = next(i for i in session.get_inputs() if i.name == c.ACTION_MASKS).shape[1]
+        batch = len(observations[0])
+        feeds[c.ACTION_MASKS] = np.ones((batch, width), np.float32) if masks is None else masks
+    outputs = [o.name for o in session.get_outputs()]
+    wanted = [n for n in (c.DETERMINISTIC_CONTINUOUS, c.DETERMINISTIC_DISCRETE) if n in outputs]
+    return np.concatenate(session.run(wanted, {k: v for k, v in feeds.items() if k in names}), axis=1)
 
 
 def _type_name(elem_type: int) -> str:

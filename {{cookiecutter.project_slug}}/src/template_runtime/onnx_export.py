@@ -517,12 +517,17 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def export_onnx(folder: Path, policy: Policy, spec: BehaviorSpec, **provenance) -> Path:
+def export_onnx(
+    folder: Path, policy: Policy, spec: BehaviorSpec, reference: tuple | None = None, **provenance
+) -> Path:
     """Write ``folder/<behaviour>.onnx`` and ``<behaviour>.onnx.json`` beside it; return the .onnx path.
 
     ``provenance``: what a reader should know of the model, e.g. ``training_job``, ``trainer``,
-    ``steps``, ``episode_reward_mean``, ``check`` (the JSON gets them as given, plus the behaviour,
-    the policy kind, the inputs/outputs, the opset and the file's SHA-256).
+    ``steps``, ``episode_reward_mean`` (the JSON gets them as given, plus the behaviour, the policy
+    kind, the inputs/outputs, the opset and the file's SHA-256). ``reference``: ``(observations,
+    actions)``, a batch as the env gives it and the trainer's own deterministic actions for it (no
+    masks); the file is run on them with onnxruntime and the JSON's ``check`` records how well it
+    agrees (``matches``: continuous within 1e-5, discrete identical but for near-ties, at most 0.1%).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -561,6 +566,8 @@ def export_onnx(folder: Path, policy: Policy, spec: BehaviorSpec, **provenance) 
             "outputs": {v.name: _dims(v) for v in model.graph.output},
         },
     }
+    if reference is not None:
+        record["check"] = _compare(path, *reference)
     path.with_name(path.name + ".json").write_text(
         json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8"
     )
@@ -569,3 +576,17 @@ def export_onnx(folder: Path, policy: Policy, spec: BehaviorSpec, **provenance) 
 
 def _dims(value: onnx.ValueInfoProto) -> list:
     return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def _compare(path: Path, observations, expected) -> dict:
+    """onnxruntime's deterministic actions for ``observations`` against the trainer's ``expected``."""
+    from template_runtime.onnx_check import deterministic_actions
+
+    actual = deterministic_actions(path, observations)
+    expected = np.asarray(expected).reshape(actual.shape)
+    if np.issubdtype(actual.dtype, np.integer):
+        disagree = int((actual != expected).any(axis=1).sum())
+        share = disagree / max(len(actual), 1)
+        return {"observations": len(actual), "disagreements": disagree, "matches": share <= 0.001}
+    difference = float(np.abs(actual - expected).max()) if actual.size else 0.0
+    return {"observations": len(actual), "max_abs_difference": difference, "matches": difference <= 1e-5}

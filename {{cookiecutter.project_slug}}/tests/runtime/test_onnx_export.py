@@ -441,3 +441,29 @@ def test_the_normaliser_is_inside_the_graph():
     with_normaliser = run(model, onnx_feeds(spec, [raw]))["deterministic_continuous_actions"]
     without = run(build_onnx(plain, spec), onnx_feeds(spec, [normalised]))["deterministic_continuous_actions"]
     np.testing.assert_allclose(with_normaliser, without, atol=1e-6)
+
+
+def test_export_checks_the_file_against_the_trainers_own_actions(tmp_path):
+    policy, spec = KINDS["ppo-continuous-image"]
+    pixels = RNG.integers(0, 256, (64, *IMAGE), dtype=np.uint8)  # as use_uint8_visual gives them
+    expected = gaussian_reference(policy, pixels / np.float32(255))
+    path = export_onnx(tmp_path / "good", policy, spec, reference=(pixels, expected))
+    check = json.loads(path.with_name("Camera.onnx.json").read_text())["check"]
+    assert check["matches"] and check["observations"] == 64 and check["max_abs_difference"] < 1e-5
+    wrong = export_onnx(tmp_path / "wrong", policy, spec, reference=(pixels, expected + 0.1))
+    assert json.loads(wrong.with_name("Camera.onnx.json").read_text())["check"]["matches"] is False
+    report = onnx_check.check_onnx(wrong, draws=2)
+    assert any(f.what == "Camera.onnx.json" and "disagreeing" in f.message for f in report.errors), (
+        report.text()
+    )
+
+
+def test_export_check_counts_discrete_disagreements(tmp_path):
+    policy, spec = KINDS["dqn-flattened"]
+    obs = vector_obs(500)
+    flat = q_values(policy, obs).argmax(axis=1)
+    expected = np.array(np.unravel_index(flat, spec.discrete_branches)).T
+    check = json.loads(
+        export_onnx(tmp_path, policy, spec, reference=(obs, expected)).with_suffix(".onnx.json").read_text()
+    )["check"]
+    assert check["matches"] and check["disagreements"] <= 1
