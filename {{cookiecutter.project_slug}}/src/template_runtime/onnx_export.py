@@ -100,13 +100,28 @@ BATCH = "batch"
 class BehaviorSpec:
     """The behaviour as the trainer saw it. ``observation_shapes`` in the behaviour's order, images as
     mlagents-envs 0.28 / gym-unity give them (height, width, channels); ``channels_last=False`` for
-    specs that are already (channels, height, width) (mlagents-envs 1.x). The name loses ``?team=``."""
+    specs that are already (channels, height, width) (mlagents-envs 1.x). The name loses ``?team=``.
+    ``policy_observations``: what the policy reads, as the env view picks it (``from_mlagents``): one
+    camera, or vector observations side by side (in the graph: Concat of those ``obs_<i>``)."""
 
     name: str
     observation_shapes: tuple[tuple[int, ...], ...]
     continuous_size: int = 0
     discrete_branches: tuple[int, ...] = ()
+    policy_observations: tuple[int, ...] = (0,)
     channels_last: bool = True
+
+    @classmethod
+    def from_mlagents(cls, name: str, spec, use_visual: bool) -> BehaviorSpec:
+        """From an mlagents_envs ``BehaviorSpec``, with the policy reading what template_runtime.unity's
+        views give it: the first camera (``use_visual``) or every vector observation, concatenated."""
+        shapes = [tuple(o.shape) for o in spec.observation_specs]
+        if use_visual:
+            picked = [next(i for i, shape in enumerate(shapes) if len(shape) == 3)]
+        else:
+            picked = [i for i, shape in enumerate(shapes) if len(shape) == 1]
+        action = spec.action_spec
+        return cls(name, shapes, action.continuous_size, tuple(action.discrete_branches), tuple(picked))
 
     def __post_init__(self):
         object.__setattr__(self, "name", behavior_name(self.name))
@@ -119,6 +134,12 @@ class BehaviorSpec:
             raise ValueError(f"actions: {self.continuous_size} continuous, branches {self.discrete_branches}")
         if not self.continuous_size and not self.discrete_branches:
             raise ValueError(f"behaviour {self.name!r} has no actions")
+        picked = tuple(int(i) for i in self.policy_observations)
+        object.__setattr__(self, "policy_observations", picked)
+        if not picked or any(not 0 <= i < len(shapes) for i in picked):
+            raise ValueError(f"policy_observations {picked}: the behaviour has {len(shapes)} observations")
+        if len(picked) > 1 and any(len(shapes[i]) != 1 for i in picked):
+            raise ValueError(f"policy_observations {picked}: only vector observations can be concatenated")
 
     def onnx_shape(self, index: int) -> tuple[int, ...]:
         """The ``obs_<index>`` input's shape without the batch axis: images channels first."""
@@ -136,6 +157,7 @@ class BehaviorSpec:
             ],
             "continuous_size": self.continuous_size,
             "discrete_branches": list(self.discrete_branches),
+            "policy_observations": list(self.policy_observations),
         }
 
 
@@ -176,13 +198,12 @@ class Normalizer:
 
 @dataclass(frozen=True)
 class Body:
-    """Observation ``observation`` of the behaviour -> features: normaliser, CNN, hidden layers."""
+    """The spec's ``policy_observations`` -> features: normaliser, CNN, hidden layers."""
 
     hidden: tuple[Dense, ...] = ()
     activation: str = "tanh"  # "tanh" or "relu", after every hidden layer
     encoder: ConvEncoder | None = None
     normalizer: Normalizer | None = None
-    observation: int = 0
 
 
 @dataclass(frozen=True)
@@ -294,22 +315,22 @@ class _Graph:
 
 
 def _features(g: _Graph, body: Body, spec: BehaviorSpec) -> str:
-    if not 0 <= body.observation < len(spec.observation_shapes):
-        raise ValueError(
-            f"the policy reads observation {body.observation}; {spec.name!r} has {spec.observation_shapes}"
-        )
-    x = f"{OBS_PREFIX}{body.observation}"
-    shape = spec.onnx_shape(body.observation)
+    picked = spec.policy_observations
+    if len(picked) == 1:
+        x, shape = f"{OBS_PREFIX}{picked[0]}", spec.onnx_shape(picked[0])
+    else:  # vector observations side by side, as the env view concatenates them
+        x = g.op("Concat", [f"{OBS_PREFIX}{i}" for i in picked], axis=1)
+        shape = (sum(spec.observation_shapes[i][0] for i in picked),)
     if body.normalizer is not None:
         n = body.normalizer
         x = g.op("Div", [g.op("Sub", [x, g.const(n.mean, "obs_mean")]), g.const(n.std, "obs_std")])
         x = g.op("Clip", [x], min=-float(n.clip), max=float(n.clip))
     if body.encoder is not None:
         if len(shape) != 3:
-            raise ValueError(f"a CNN needs an image observation; observation {body.observation} is {shape}")
+            raise ValueError(f"a CNN needs an image observation; observations {picked} are {shape}")
         x = _conv_encoder(g, body.encoder, x, shape)
     elif len(shape) != 1:
-        raise ValueError(f"observation {body.observation} has shape {shape}: an image needs an encoder")
+        raise ValueError(f"observations {picked} have shape {shape}: an image needs an encoder")
     activation = {"tanh": "Tanh", "relu": "Relu"}.get(body.activation)
     if activation is None:
         raise ValueError(f"activation {body.activation!r}: use 'tanh' or 'relu'")
@@ -368,11 +389,14 @@ def _gaussian(g: _Graph, policy: GaussianPolicy, spec: BehaviorSpec) -> None:
 def _categorical(g: _Graph, policy: CategoricalPolicy, spec: BehaviorSpec) -> None:
     branches = spec.discrete_branches
     weight, bias = np.asarray(policy.logits.weight), np.asarray(policy.logits.bias)
-    if bias.shape != (sum(branches),):
-        raise ValueError(
-            f"the policy gives {bias.shape} logits, the branches {branches} need {sum(branches)}"
-        )
-    x, samples, greedy, start = _features(g, policy.body, spec), [], [], 0
+    x = _features(g, policy.body, spec)
+    if _flattened(bias.shape[0], branches, "the policy's logits"):  # one softmax over every combination
+        logits = g.masked(g.dense(x, policy.logits, "logits"), _flat_allowed(g, branches))
+        g.op("Identity", [_unravel(g, g.sample(logits), branches)], DISCRETE_ACTIONS)
+        greedy = g.op("ArgMax", [logits], axis=1, keepdims=1)
+        g.op("Identity", [_unravel(g, greedy, branches)], DETERMINISTIC_DISCRETE)
+        return
+    samples, greedy, start = [], [], 0
     for i, (size, mask) in enumerate(zip(branches, g.branch_masks(branches), strict=True)):
         part = Dense(weight[:, start : start + size], bias[start : start + size])
         logits = g.masked(g.dense(x, part, f"branch{i}"), mask)
@@ -386,36 +410,55 @@ def _categorical(g: _Graph, policy: CategoricalPolicy, spec: BehaviorSpec) -> No
 def _q_greedy(g: _Graph, policy: QPolicy, spec: BehaviorSpec) -> None:
     branches = spec.discrete_branches
     q = g.dense(_features(g, policy.body, spec), policy.q, "q")
-    outputs = np.shape(policy.q.bias)[0]
-    if outputs == sum(branches) and len(branches) == 1:
-        best = g.op("ArgMax", [g.masked(q, ACTION_MASKS)], axis=1, keepdims=1)
-    elif outputs == math.prod(branches):
-        # Flat action k <-> one action per branch, the last varying fastest (itertools.product).
-        table = np.array(np.unravel_index(np.arange(outputs), branches)).T  # [flat, branch]
-        offsets = np.cumsum((0,) + branches[:-1])
-        pick = np.zeros((sum(branches), outputs), np.float32)
-        for b, offset in enumerate(offsets):
-            pick[offset + table[:, b], np.arange(outputs)] = 1.0
-        # allowed = 1 when every branch action is allowed: relu(sum of the n mask bits - (n - 1)).
-        count = g.op("MatMul", [ACTION_MASKS, g.const(pick, "flat_pick")])
-        allowed = g.op("Relu", [g.op("Add", [count, g.const([1.0 - len(branches)], "one_minus_n")])])
-        flat = g.op(
-            "Cast", [g.op("ArgMax", [g.masked(q, allowed)], axis=1, keepdims=1)], to=TensorProto.FLOAT
-        )
-        columns = []
-        for b, size in enumerate(branches):  # (k // stride) % size, in exact float arithmetic
-            quotient = g.floor_div(flat, math.prod(branches[b + 1 :]))
-            wraps = g.op("Mul", [g.floor_div(quotient, size), g.const([float(size)], "size")])
-            columns.append(g.op("Sub", [quotient, wraps]))
-        joined = g.op("Concat", columns, axis=1) if len(columns) > 1 else columns[0]
-        best = g.op("Cast", [joined], to=TensorProto.INT64)
-    else:
-        raise ValueError(
-            f"the Q-network has {outputs} outputs; the branches {branches} need {sum(branches)} "
-            f"(one branch) or {math.prod(branches)} (flattened)"
-        )
+    if _flattened(np.shape(policy.q.bias)[0], branches, "the Q-network's outputs"):
+        greedy = g.op("ArgMax", [g.masked(q, _flat_allowed(g, branches))], axis=1, keepdims=1)
+        best = _unravel(g, greedy, branches)
+    else:  # one Q-value per branch action (one branch, or action-branching heads): argmax per branch
+        best, start = [], 0
+        for size, mask in zip(branches, g.branch_masks(branches), strict=True):
+            part = g.op("Slice", [q], axes=[1], starts=[start], ends=[start + size])
+            best.append(g.op("ArgMax", [g.masked(part, mask)], axis=1, keepdims=1))
+            start += size
+        best = g.op("Concat", best, axis=1)
     g.op("Identity", [best], DISCRETE_ACTIONS)
     g.op("Identity", [best], DETERMINISTIC_DISCRETE)
+
+
+def _flattened(outputs: int, branches: tuple[int, ...], what: str) -> bool:
+    """True for one output per combination of branch actions (gym-unity's ``flatten_branched``),
+    False for the branches side by side (one branch: the same thing)."""
+    if outputs == sum(branches):
+        return False
+    if outputs == math.prod(branches):
+        return True
+    raise ValueError(
+        f"{what}: {outputs}; the branches {branches} need {sum(branches)} (side by side) or "
+        f"{math.prod(branches)} (flattened)"
+    )
+
+
+def _flat_allowed(g: _Graph, branches: tuple[int, ...]) -> str:
+    """[batch, prod(branches)]: 1 where every branch action of the combination is allowed."""
+    flat = math.prod(branches)
+    table = np.array(np.unravel_index(np.arange(flat), branches)).T  # combination -> action per branch
+    pick = np.zeros((sum(branches), flat), np.float32)
+    for b, offset in enumerate(np.cumsum((0,) + branches[:-1])):
+        pick[offset + table[:, b], np.arange(flat)] = 1.0
+    # relu(the number of allowed branch actions - (n - 1)): 1 when all n are, else 0.
+    count = g.op("MatMul", [ACTION_MASKS, g.const(pick, "flat_pick")])
+    return g.op("Relu", [g.op("Add", [count, g.const([1.0 - len(branches)], "one_minus_n")])])
+
+
+def _unravel(g: _Graph, flat: str, branches: tuple[int, ...]) -> str:
+    """[batch, 1] combination indices -> [batch, branches] int64 actions, the last branch varying
+    fastest (itertools.product, as gym-unity flattens): ``(k // stride) % size`` in exact floats."""
+    k, columns = g.op("Cast", [flat], to=TensorProto.FLOAT), []
+    for b, size in enumerate(branches):
+        quotient = g.floor_div(k, math.prod(branches[b + 1 :]))
+        wraps = g.op("Mul", [g.floor_div(quotient, size), g.const([float(size)], "size")])
+        columns.append(g.op("Sub", [quotient, wraps]))
+    joined = g.op("Concat", columns, axis=1) if len(columns) > 1 else columns[0]
+    return g.op("Cast", [joined], to=TensorProto.INT64)
 
 
 def _random(g: _Graph, spec: BehaviorSpec) -> None:
@@ -525,9 +568,11 @@ def export_onnx(
     ``provenance``: what a reader should know of the model, e.g. ``training_job``, ``trainer``,
     ``steps``, ``episode_reward_mean`` (the JSON gets them as given, plus the behaviour, the policy
     kind, the inputs/outputs, the opset and the file's SHA-256). ``reference``: ``(observations,
-    actions)``, a batch as the env gives it and the trainer's own deterministic actions for it (no
-    masks); the file is run on them with onnxruntime and the JSON's ``check`` records how well it
-    agrees (``matches``: continuous within 1e-5, discrete identical but for near-ties, at most 0.1%).
+    actions)``, a batch of what the policy reads, as the env view gives it, and the trainer's own
+    deterministic actions for it, no masks (flat indices with ``flatten_branched``); the file is run on
+    them with onnxruntime (observations the policy does not read as zeros) and the JSON's ``check``
+    records how well it agrees (``matches``: continuous within 1e-5, discrete identical but for
+    near-ties, at most 0.1%).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -546,7 +591,6 @@ def export_onnx(
     body = getattr(policy, "body", None)
     if body is not None:
         describe.update(
-            observation=body.observation,
             normalizer_inside=body.normalizer is not None,
             encoder="cnn" if body.encoder is not None else None,
         )
@@ -567,7 +611,7 @@ def export_onnx(
         },
     }
     if reference is not None:
-        record["check"] = _compare(path, *reference)
+        record["check"] = _compare(path, spec, *reference)
     path.with_name(path.name + ".json").write_text(
         json.dumps(record, indent=1, default=str) + "\n", encoding="utf-8"
     )
@@ -578,12 +622,26 @@ def _dims(value: onnx.ValueInfoProto) -> list:
     return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-def _compare(path: Path, observations, expected) -> dict:
+def _compare(path: Path, spec: BehaviorSpec, observations, expected) -> dict:
     """onnxruntime's deterministic actions for ``observations`` against the trainer's ``expected``."""
     from template_runtime.onnx_check import deterministic_actions
 
-    actual = deterministic_actions(path, observations)
-    expected = np.asarray(expected).reshape(actual.shape)
+    observations = np.asarray(observations)
+    inputs, start = [], 0
+    for i, shape in enumerate(spec.observation_shapes):  # the policy's input split back into obs_<i>
+        if i in spec.policy_observations and len(spec.policy_observations) > 1:
+            inputs.append(observations[:, start : start + shape[0]])
+            start += shape[0]
+        elif i in spec.policy_observations:
+            inputs.append(observations)
+        else:
+            inputs.append(np.zeros((len(observations), *shape), np.float32))
+    actual = deterministic_actions(path, inputs)
+    expected = np.asarray(expected)
+    branches = spec.discrete_branches
+    if expected.ndim == 1 and len(branches) > 1:  # flat indices (flatten_branched) -> one per branch
+        expected = np.array(np.unravel_index(expected.astype(np.int64), branches)).T
+    expected = expected.reshape(actual.shape)
     if np.issubdtype(actual.dtype, np.integer):
         disagree = int((actual != expected).any(axis=1).sum())
         share = disagree / max(len(actual), 1)

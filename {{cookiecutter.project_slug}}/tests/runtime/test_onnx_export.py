@@ -229,13 +229,13 @@ def test_file_named_after_the_behaviour_with_a_provenance_json(tmp_path):
         "onnx_observation_shapes": [[OBS]],
         "continuous_size": 2,
         "discrete_branches": [],
+        "policy_observations": [0],
     }
     assert record["onnx"]["opset"] == 9 and record["onnx"]["model_api_version"] == 3
     assert record["onnx"]["inputs"] == {"obs_0": ["batch", OBS]}
     assert record["policy"] == {
         "kind": "GaussianPolicy",
         "continuous_clip": "unit",
-        "observation": 0,
         "normalizer_inside": True,
         "encoder": None,
     }
@@ -262,7 +262,7 @@ def test_mismatched_weights_are_refused_with_what_does_not_fit():
         build_onnx(GaussianPolicy(Body((dense(108, 16),)), dense(16, 2), np.zeros(2)), IMAGE_CONT)
     with pytest.raises(ValueError, match="clip='tanh'"):
         build_onnx(GaussianPolicy(vector_body(), dense(16, 2), np.zeros(2), clip="tanh"), VECTOR_CONT)
-    with pytest.raises(ValueError, match="the Q-network has 7 outputs"):
+    with pytest.raises(ValueError, match="the Q-network's outputs: 7; the branches"):
         build_onnx(QPolicy(Body((dense(OBS, 16),), "relu"), dense(16, 7)), MULTI)
 
 
@@ -467,3 +467,55 @@ def test_export_check_counts_discrete_disagreements(tmp_path):
         export_onnx(tmp_path, policy, spec, reference=(obs, expected)).with_suffix(".onnx.json").read_text()
     )["check"]
     assert check["matches"] and check["disagreements"] <= 1
+
+
+def test_several_vector_observations_are_concatenated_as_the_env_view_does(tmp_path):
+    spec = BehaviorSpec("Two", [(3,), IMAGE, (5,)], continuous_size=2, policy_observations=(0, 2))
+    policy = GaussianPolicy(Body((dense(OBS, 16),), normalizer=normalizer()), dense(16, 2), np.zeros(2))
+    first, second = vector_obs(400)[:, :3], vector_obs(400)[:, :5]
+    feeds = onnx_feeds(spec, [first, image_obs(400), second])
+    outputs = run(build_onnx(policy, spec), feeds)
+    expected = gaussian_reference(policy, np.concatenate([first, second], axis=1))
+    np.testing.assert_allclose(outputs["deterministic_continuous_actions"], expected, atol=1e-5)
+    path = export_onnx(tmp_path, policy, spec, reference=(np.concatenate([first, second], axis=1), expected))
+    assert json.loads(path.with_suffix(".onnx.json").read_text())["check"]["matches"]
+
+
+def test_spec_from_mlagents_picks_what_the_env_view_gives_the_policy():
+    from mlagents_envs.base_env import ActionSpec, ObservationSpec, ObservationType
+    from mlagents_envs.base_env import BehaviorSpec as MLSpec
+
+    def observation(shape):
+        return ObservationSpec(shape, (), ObservationType.DEFAULT, "sensor")
+
+    ml = MLSpec([observation((4,)), observation((36, 36, 3)), observation((2,))], ActionSpec(0, (3, 2)))
+    vector = BehaviorSpec.from_mlagents("Agent?team=0", ml, use_visual=False)
+    assert (vector.name, vector.policy_observations, vector.discrete_branches) == ("Agent", (0, 2), (3, 2))
+    assert BehaviorSpec.from_mlagents("Agent?team=0", ml, use_visual=True).policy_observations == (1,)
+
+
+def test_ppo_over_flattened_branches_samples_and_argmaxes_combinations_unity_understands():
+    spec = BehaviorSpec("Flat", [(OBS,)], discrete_branches=(3, 2, 4))
+    policy = CategoricalPolicy(vector_body(), dense(16, 24, 3.0))
+    obs = vector_obs(3000)
+    mask = random_masks(len(obs), spec.discrete_branches)
+    outputs = run(build_onnx(policy, spec), onnx_feeds(spec, [obs], mask))
+    combos = np.array(np.unravel_index(np.arange(24), spec.discrete_branches)).T
+    starts = np.cumsum((0,) + spec.discrete_branches[:-1])
+    allowed = mask[:, starts[None, :] + combos].all(axis=2).astype(np.float32)
+    logits = np_body(policy.body, obs) @ policy.logits.weight + policy.logits.bias
+    flat = outputs["deterministic_discrete_actions"] @ np.array([8, 4, 1])
+    assert_argmax_equal(flat, np_masked(logits, allowed))
+    for actions in (outputs["discrete_actions"], outputs["deterministic_discrete_actions"]):
+        assert (mask[np.arange(len(obs))[:, None], starts + actions] == 1).all()
+
+
+def test_dqn_per_branch_q_values_take_each_branchs_masked_argmax():
+    spec = BehaviorSpec("Heads", [(OBS,)], discrete_branches=(3, 2))
+    policy = QPolicy(Body((dense(OBS, 16),), "relu"), dense(16, 5))
+    obs = vector_obs(1000)
+    mask = random_masks(len(obs), spec.discrete_branches)
+    outputs = run(build_onnx(policy, spec), onnx_feeds(spec, [obs], mask))
+    q = q_values(policy, obs)
+    assert_argmax_equal(outputs["deterministic_discrete_actions"][:, 0], np_masked(q[:, :3], mask[:, :3]))
+    assert_argmax_equal(outputs["deterministic_discrete_actions"][:, 1], np_masked(q[:, 3:], mask[:, 3:]))
