@@ -30,6 +30,7 @@ from launcher.api import (  # noqa: E402
     request_json,
     run_local_job,
     submit,
+    unity_instructions,
     upload_build,
     wait,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "request_json",
     "run_local_job",
     "submit",
+    "unity_instructions",
     "upload_build",
     "wait",
 ]

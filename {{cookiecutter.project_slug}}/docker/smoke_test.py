@@ -39,6 +39,8 @@ LIBRARY_MODULES = (
     "boto3",
     "matplotlib",
     "tensorboard",
+    "template_runtime.onnx_export",  # onnx: every job writes a Unity-ready model/<behaviour>.onnx
+    "onnxruntime",  # ... and runs it once to check it (template_runtime.onnx_check)
 )
 INSTALLED_DISTRIBUTIONS = ("mlagents-envs", "gym-unity")
 # sm_train.sh (SDK v3) needs bash, python3 and pip; SDK v2 runs `train`; UNITY_USE_XVFB=1 needs Xvfb.

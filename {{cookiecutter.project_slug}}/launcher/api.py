@@ -4,7 +4,7 @@
     upload_build(settings, "builds/3DBall.zip")  # optional: put a local build zip in the bucket
     job = submit(settings)                       # checks AWS, uploads src/, starts the job, says where
     wait(job)                                    # streams the logs until it ends
-    results = fetch_results(job)                 # model and output from S3
+    results = fetch_results(job)                 # model and output from S3; the Unity .onnx checked
     plot_learning_curve(results); load_saved_model(results)
 
 ``dry_run(settings)`` returns the CreateTrainingJob request without sending anything;
@@ -227,6 +227,7 @@ def fetch_results(
 
 plot_learning_curve = results.plot_learning_curve
 load_saved_model = results.load_saved_model
+unity_instructions = results.unity_instructions
 
 
 def request_json(request: dict) -> str:

@@ -173,6 +173,19 @@ do nothing: once the job has finished, run the notebook again with `job_name` se
 the random example saves none). Loading it needs TensorFlow in this kernel.""",
     ),
     ("code", "model = launch.load_saved_model(results)\nmodel"),
+    (
+        "md",
+        """The model for Unity: every example also writes `model/<behaviour>.onnx`, the file Unity's
+ML-Agents inference runs (as `mlagents-learn` would write it), with `<behaviour>.onnx.json` beside it
+(job, steps, reward, behaviour, and a check against the trained policy). `fetch_results` put it in
+`results_dir/<job-name>/` and checked it (the report is printed above). In the Unity Editor: copy it
+into the project's `Assets/` folder, select the agent, and in its **Behavior Parameters** set
+**Model** to it (Behavior Name as in the build, Behavior Type Default or Inference Only).""",
+    ),
+    (
+        "code",
+        "for path in results.unity_models if results else []:\n    print(launch.unity_instructions(path))",
+    ),
 ]
 
 
@@ -204,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = NOTEBOOK.read_text(encoding="utf-8") if NOTEBOOK.is_file() else ""
         if current != wanted:
-            print(
-                f"{NOTEBOOK.name} is out of date: run python -m launcher.make_notebook", file=sys.stderr
-            )
+            print(f"{NOTEBOOK.name} is out of date: run python -m launcher.make_notebook", file=sys.stderr)
             return 1
         return 0
     NOTEBOOK.write_text(wanted, encoding="utf-8")

@@ -1,4 +1,5 @@
-"""After a job: download what it left in S3, plot its learning curve, load its SavedModel.
+"""After a job: download what it left in S3, plot its learning curve, load its SavedModel, and put
+its Unity model (``model/<behaviour>.onnx``) in ``results/<job>/``, checked, with where it goes in Unity.
 
 The curve comes from the run's own metrics.jsonl (every ``log_metrics`` line, with its step) inside
 output.tar.gz; when a job has none, from the metrics SageMaker extracted into CloudWatch with the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ class JobResults:
     output_dir: Path | None  # output.tar.gz extracted
     metrics: list[dict] = field(default_factory=list)
     metrics_source: str = ""
+    unity_models: list[Path] = field(default_factory=list)  # results/<job>/<behaviour>.onnx
 
 
 def describe(boto_session, job_name: str) -> dict:
@@ -93,12 +96,58 @@ def fetch_results(
     metrics, source = _metrics_file(output_dir), METRICS_FILE
     if not metrics and not local_output_path:
         metrics, source = _cloudwatch_metrics(boto_session, description), "CloudWatch"
-    results = JobResults(job_name, status, folder, model_dir, output_dir, metrics, source if metrics else "")
+    unity_models = _place_unity_models(model_dir, folder)
+    results = JobResults(
+        job_name, status, folder, model_dir, output_dir, metrics, source if metrics else "", unity_models
+    )
     print(
         f"results of {job_name} in {folder}: model {'in ' + str(model_dir) if model_dir else 'none'}, "
         f"output {'in ' + str(output_dir) if output_dir else 'none'}, {len(metrics)} metric records"
     )
+    for path in unity_models:
+        print(unity_instructions(path))
     return results
+
+
+def _place_unity_models(model_dir: Path | None, folder: Path) -> list[Path]:
+    """Copy each ``<behaviour>.onnx`` (and its .onnx.json) of the model to ``folder``, checked."""
+    placed = []
+    for found in sorted(model_dir.rglob("*.onnx")) if model_dir else []:
+        target = folder / found.name
+        shutil.copyfile(found, target)
+        provenance = found.with_name(found.name + ".json")
+        if provenance.is_file():
+            shutil.copyfile(provenance, target.with_name(provenance.name))
+        report = check_unity_model(target)
+        if report is not None:
+            print(report.text())
+        placed.append(target)
+    return placed
+
+
+def check_unity_model(path: Path):
+    """template_runtime.onnx_check's report on ``path``, or None (with why) when onnx is missing here."""
+    source = str(Path(__file__).resolve().parents[1] / "src")
+    if source not in sys.path:
+        sys.path.append(source)  # template_runtime's package file imports nothing
+    try:
+        from template_runtime.onnx_check import check_onnx
+    except ImportError as error:
+        print(f"{path.name} not checked ({error}): pip install -r requirements/launcher.txt")
+        return None
+    return check_onnx(path, draws=20)
+
+
+def unity_instructions(path: Path) -> str:
+    """Where a fetched model goes in the Unity Editor."""
+    behaviour = path.stem
+    return (
+        f"Unity model: {path}\n"
+        f"  Use it in Unity: copy {path.name} into your project's Assets/ folder (the Editor imports it as "
+        "a model asset), select the agent's GameObject and, in its Behavior Parameters component, set\n"
+        f"  Model = {behaviour}, Behavior Name = {behaviour} (as in the build), Behavior Type = Default "
+        "or Inference Only; tick Deterministic Inference for the policy's most likely actions."
+    )
 
 
 def plot_learning_curve(results: JobResults | None, metric: str = "episode_reward_mean"):

@@ -10,9 +10,10 @@ with ``multiagent=True`` every agent of each instance.
     python src/ppo_trainer.py --local                         # the build named in project.toml
     python src/ppo_trainer.py --local --num_envs 2 --checkpoint_dir runs/ppo-ckpt   # resumable
 
-Results: the policy as a SavedModel in model_dir/1 (``serving_default``: observations -> actions),
-metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpoints in checkpoint_dir
-(a run resumes from the latest one there).
+Results: the policy as a SavedModel in model_dir/1 (``serving_default``: observations -> actions) and
+as model_dir/<behaviour>.onnx for Unity's Editor (the Behavior Parameters' Model), metrics.jsonl,
+TensorBoard scalars and learning_curve.png in output_dir, checkpoints in checkpoint_dir (a run
+resumes from the latest one there).
 """
 
 from __future__ import annotations
@@ -28,11 +29,14 @@ import tensorflow as tf
 from gym import spaces
 
 from template_runtime.metrics import plot_learning_curve
+from template_runtime.onnx_export import Body, CategoricalPolicy, GaussianPolicy, Normalizer
 from template_runtime.tf_blocks import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
     export_policy,
+    onnx_dense,
+    onnx_encoder,
     orthogonal,
     restore_training_state,
     save_training_state,
@@ -151,6 +155,17 @@ class Agent(tf.Module):
             return tf.clip_by_value(out, -1.0, 1.0)
         actions = tf.stack([tf.argmax(x, axis=1) for x in tf.split(out, self.branches, axis=1)], axis=1)
         return actions[:, 0] if len(self.branches) == 1 else actions
+
+
+def unity_policy(agent: Agent) -> GaussianPolicy | CategoricalPolicy:
+    """The actor (and the normaliser) as NumPy weights for the Unity model: the same deterministic
+    actions as ``deterministic_actions``, and inside Unity the same sampling as ``NumpyPolicy.act``."""
+    *hidden, head = onnx_dense(agent.actor.w, agent.actor.b)
+    normalizer = Normalizer(agent.obs_mean.numpy(), agent.obs_std.numpy()) if agent.normalize else None
+    body = Body(tuple(hidden), "tanh", onnx_encoder(agent.encoder), normalizer)
+    if agent.branches:
+        return CategoricalPolicy(body, head)
+    return GaussianPolicy(body, head, agent.log_std.numpy())  # clipped to [-1, 1], as acting does
 
 
 class NumpyPolicy:
@@ -384,12 +399,18 @@ class PPOTrainer(Trainer):
             agent.obs_std.assign(normalize.std.astype(np.float32))
         self.agent = agent  # for tests and notebooks
         export_policy(self.model_dir / "1", agent.deterministic_actions, envs.observation_space, agent)
+        sample = raw_buf.reshape(n * steps, *raw_buf.shape[2:])[:256]  # the last rollout's observations
+        reference = (sample, agent.deterministic_actions(tf.constant(sample)).numpy())
+        reward = float(np.mean(recent_returns)) if recent_returns else None
+        self.export_unity_model(
+            envs, unity_policy(agent), reference, steps=global_step, episode_reward_mean=reward
+        )
         plot_learning_curve(self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", "PPO")
         summary = {
             "total_steps": global_step,
             "resumed_from": state.get("step"),
             "stopped_early": self.stop_requested,
-            "episode_reward_mean": float(np.mean(recent_returns)) if recent_returns else None,
+            "episode_reward_mean": reward,
             "config": c,
         }
         self.write_json("summary.json", summary)

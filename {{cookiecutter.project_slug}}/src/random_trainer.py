@@ -8,6 +8,9 @@ hyperparameters (every key, and every env key of trainer.DEFAULT_CONFIG, can be 
 
     python src/random_trainer.py --local --episodes 5      # locally: results in runs/random-<time>/
     python src/random_trainer.py --episodes 5              # inside a SageMaker job
+
+Results: summary.json and metrics in output_dir; in model_dir, ``<behaviour>.onnx``, a model that plays
+the same uniformly random actions in Unity's Editor (with ``<behaviour>.onnx.json``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 from collections import deque
 
 import numpy as np
+
+from template_runtime.onnx_export import RandomPolicy
 
 config = {
     "multiagent": True,  # drive every agent of the build (Unity's 3DBall has 12); each is a row of the batch
@@ -59,11 +64,13 @@ class RandomTrainer(Trainer):
                         episode_length_mean=np.mean(recent_lengths),
                         fps=steps / max(time.perf_counter() - started, 1e-9),
                     )
+            # A model of the same random play for Unity's Editor: the whole path can be tried first.
+            self.export_unity_model(envs, RandomPolicy(), steps=steps, episode_reward_mean=_mean(returns))
         seconds = time.perf_counter() - started
         summary = {
             "episodes": len(returns),
             "total_steps": steps,
-            "mean_return": float(np.mean(returns)) if returns else None,
+            "mean_return": _mean(returns),
             "returns": returns,
             "lengths": lengths,
             "seconds": round(seconds, 3),
@@ -73,6 +80,10 @@ class RandomTrainer(Trainer):
         }
         self.write_json("summary.json", summary)
         return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ per step would cost more than the Unity round trip), and the gradient steps are 
     python src/tf_trainer.py --local            # the simulated build, with discrete actions (see config)
 
 Results: the greedy policy as a SavedModel in model_dir/1 (``serving_default``: observations ->
-actions), metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpoints (with
-the replay buffer) in checkpoint_dir; a run resumes from the latest checkpoint there.
+actions) and as model_dir/<behaviour>.onnx for Unity's Editor (flattened branches mapped back to
+Unity's, action masks honoured), metrics.jsonl, TensorBoard scalars and learning_curve.png in
+output_dir, checkpoints (with the replay buffer) in checkpoint_dir; a run resumes from the latest
+checkpoint there.
 """
 
 from __future__ import annotations
@@ -27,11 +29,14 @@ import tensorflow as tf
 from gym import spaces
 
 from template_runtime.metrics import plot_learning_curve
+from template_runtime.onnx_export import Body, QPolicy
 from template_runtime.tf_blocks import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
     export_policy,
+    onnx_dense,
+    onnx_encoder,
     orthogonal,
     restore_training_state,
     save_training_state,
@@ -112,6 +117,12 @@ class QNetwork(tf.Module):
         for i, (w, b) in enumerate(zip(self.w, self.b, strict=True)):
             x = x @ w + b if i == len(self.w) - 1 else tf.nn.relu(x @ w + b)
         return x
+
+
+def unity_policy(q: QNetwork) -> QPolicy:
+    """The Q-network as NumPy weights for the Unity model: argmax over the Q-values of allowed actions."""
+    *hidden, head = onnx_dense(q.w, q.b)
+    return QPolicy(Body(tuple(hidden), "relu", onnx_encoder(q.encoder)), head)
 
 
 class NumpyQ:
@@ -314,12 +325,18 @@ class DQNTrainer(Trainer):
 
         self.q_network = q  # for tests and notebooks
         export_policy(self.model_dir / "1", lambda x: tf.argmax(q(x), axis=1), envs.observation_space, q)
+        sample = buffer.obs[: min(len(buffer), 256)] if len(buffer) else obs  # observations seen
+        reference = (sample, tf.argmax(q(tf.constant(sample)), axis=1).numpy())
+        reward = float(np.mean(recent_returns)) if recent_returns else None
+        self.export_unity_model(
+            envs, unity_policy(q), reference, steps=global_step, episode_reward_mean=reward
+        )
         plot_learning_curve(self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", "DQN")
         summary = {
             "total_steps": global_step,
             "resumed_from": state.get("step"),
             "stopped_early": self.stop_requested,
-            "episode_reward_mean": float(np.mean(recent_returns)) if recent_returns else None,
+            "episode_reward_mean": reward,
             "replay_size": len(buffer),
             "config": c,
         }

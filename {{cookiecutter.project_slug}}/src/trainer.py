@@ -14,6 +14,7 @@ lists the metrics it reports, and a main guard. random_trainer.py is the example
                     obs, rewards, terminated, truncated, infos = envs.step(actions)
                     self.log_metrics(step, episode_reward_mean=..., my_loss=...)
             # save into self.model_dir; other results into self.output_dir
+            self.export_unity_model(envs, policy)    # model_dir/<behaviour>.onnx for Unity's Editor
 
 The script only deals with envs, ``self.config`` and folders; the template's runtime
 (``template_runtime/``) does the rest: config layers and types (DEFAULT_CONFIG < the script's
@@ -442,6 +443,43 @@ class Trainer(ABC):
         partial = path.with_name(f".{path.name}.partial")
         partial.write_text(json.dumps(data, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         os.replace(partial, path)
+        return path
+
+    def export_unity_model(self, envs, policy, reference=None, **provenance) -> Path:
+        """Write ``model_dir/<behaviour>.onnx``, the file a Behavior Parameters component runs, and
+        ``<behaviour>.onnx.json`` beside it (this job, the behaviour, shapes, SHA-256, ``provenance``).
+
+        ``policy``: one of template_runtime.onnx_export's policies (NumPy weights); it reads what
+        ``envs`` gives (the first camera with use_visual, else the vector observations side by side).
+        ``reference``: ``(observations, actions)`` from the trainer's own deterministic policy; the
+        file is run on them and the JSON records whether it agrees. The model is then checked against
+        Unity's contract (template_runtime.onnx_check); problems are logged, never raised.
+        """
+        from template_runtime.onnx_check import check_onnx
+        from template_runtime.onnx_export import BehaviorSpec, export_onnx
+
+        spec = BehaviorSpec.from_mlagents(envs.behavior_name, envs.behavior_spec, self.config["use_visual"])
+        job = os.environ.get("TRAINING_JOB_NAME") or (
+            f"local run {self.run_dir.name}" if self.local else None
+        )
+        path = export_onnx(
+            self.model_dir,
+            policy,
+            spec,
+            reference,
+            training_job=job,
+            trainer=_script_name(type(self)),
+            **provenance,
+        )
+        report = check_onnx(path, draws=20)
+        check = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8")).get("check", {})
+        logger = logging.getLogger("trainer")
+        if report.ok and check.get("matches", True):
+            logger.info(
+                "Unity model: %s (%s; checked)", path, ", ".join(f"{k}={v}" for k, v in check.items())
+            )
+        else:
+            logger.error("Unity model %s has problems:\n%s\nexport check: %s", path, report.text(), check)
         return path
 
     # ---- stopping -----------------------------------------------------------------------------

@@ -7,7 +7,9 @@ An algorithm file should read top to bottom as the algorithm; what is not the al
 * ``orthogonal``, ``ConvEncoder``, ``Adam``: network building blocks whose state is plain variables;
 * ``save_training_state`` / ``restore_training_state``: checkpoints of variables, extra arrays, the
   step, the RNG state and recent returns, written whole or not at all;
-* ``export_policy``: the SavedModel with a ``serving_default`` signature.
+* ``export_policy``: the SavedModel with a ``serving_default`` signature;
+* ``onnx_dense``, ``onnx_encoder``: the same weights as NumPy arrays for the Unity model
+  (template_runtime/onnx_export.py builds the ONNX file from them).
 
 Metrics, TensorBoard and the learning curve are metrics.py's (no TensorFlow needed there).
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from template_runtime import onnx_export
 from template_runtime.config import ConfigError
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -66,6 +69,7 @@ class ConvEncoder(tf.Module):
     """Camera images to 256 features: ML-Agents' "simple" encoder (conv 8x8/4 16, conv 4x4/2 32, dense)."""
 
     size = 256
+    strides = (4, 2)
 
     def __init__(self, shape: tuple[int, int, int], uint8: bool, rng: np.random.Generator):
         super().__init__()
@@ -82,8 +86,8 @@ class ConvEncoder(tf.Module):
     @tf.function
     def __call__(self, images):
         x = tf.cast(images, tf.float32) / 255.0 if self.uint8 else images
-        x = tf.nn.relu(tf.nn.conv2d(x, self.k1, 4, "VALID") + self.b1)
-        x = tf.nn.relu(tf.nn.conv2d(x, self.k2, 2, "VALID") + self.b2)
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k1, self.strides[0], "VALID") + self.b1)
+        x = tf.nn.relu(tf.nn.conv2d(x, self.k2, self.strides[1], "VALID") + self.b2)
         return tf.nn.relu(tf.reshape(x, [tf.shape(x)[0], -1]) @ self.w + self.b)
 
 
@@ -213,3 +217,17 @@ def export_policy(folder: Path, act, observation_space, owner: tf.Module) -> Pat
     module.serve = tf.function(lambda observations: {"actions": act(observations)}, input_signature=[spec])
     tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
     return Path(folder)
+
+
+def onnx_dense(weights, biases) -> tuple[onnx_export.Dense, ...]:
+    """Dense layers' variables (``x @ w + b`` each) as NumPy layers for onnx_export."""
+    return tuple(onnx_export.Dense(w.numpy(), b.numpy()) for w, b in zip(weights, biases, strict=True))
+
+
+def onnx_encoder(encoder: ConvEncoder | None) -> onnx_export.ConvEncoder | None:
+    """A ``ConvEncoder``'s variables for onnx_export (which reorders them for ONNX's NCHW images)."""
+    if encoder is None:
+        return None
+    dense = onnx_export.Dense(encoder.w.numpy(), encoder.b.numpy())
+    kernels, biases = (encoder.k1.numpy(), encoder.k2.numpy()), (encoder.b1.numpy(), encoder.b2.numpy())
+    return onnx_export.ConvEncoder(kernels, biases, encoder.strides, dense)

@@ -103,3 +103,17 @@ def test_failing_local_job_reports_the_failure_and_keeps_no_model(
     job = local_job(tmp_path, role_arn, container_python, sim_build_zip, "--set", "env_file=NoSuchPlayer")
     assert job.returncode == 1 and f"error: local job {job.job_name} failed" in job.stdout
     assert f"{job.job_name}/output/model.tar.gz" not in job.project.keys(job.job_name)
+
+
+def test_local_job_model_holds_the_unity_model_and_fetching_puts_it_in_results(
+    finished, aws_offline, tmp_path
+):
+    files = read_tar(finished.project, f"{finished.job_name}/output/model.tar.gz")
+    assert {"3DBall.onnx", "3DBall.onnx.json"} <= set(files)
+    provenance = json.loads(files["3DBall.onnx.json"])
+    assert provenance["training_job"] == finished.job_name and provenance["policy"]["kind"] == "RandomPolicy"
+    found = api.fetch_results(
+        finished.job_name, region=finished.project.region, dest=tmp_path, bucket=finished.project.bucket
+    )
+    assert found.unity_models == [tmp_path / finished.job_name / "3DBall.onnx"]
+    assert found.unity_models[0].read_bytes() == files["3DBall.onnx"]

@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import boto3
 import pytest
@@ -129,3 +130,24 @@ def test_unknown_job_name_is_refused(project, tmp_path):
 def test_plotting_without_results_says_so(capsys):
     assert api.plot_learning_curve(None) is None
     assert "no results yet" in capsys.readouterr().out
+
+
+UNITY_MODEL = Path(__file__).resolve().parents[1] / "runtime" / "data" / "mlagents_learn_3dball.onnx"
+
+
+def test_unity_model_is_put_in_the_results_folder_checked_with_where_it_goes(finished_job, tmp_path, capsys):
+    model = UNITY_MODEL.read_bytes()
+    put(finished_job, "model.tar.gz", {"1/saved_model.pb": b"\x08\x01", "3DBall.onnx": model})
+    results = fetch(finished_job, tmp_path)
+    assert results.unity_models == [results.folder / "3DBall.onnx"]
+    assert results.unity_models[0].read_bytes() == model
+    out = capsys.readouterr().out
+    assert "3DBall.onnx: OK for Unity ML-Agents" in out
+    assert "Behavior Parameters" in out and "Model = 3DBall" in out
+
+
+def test_a_broken_unity_model_is_reported_when_fetched(finished_job, tmp_path, capsys):
+    put(finished_job, "model.tar.gz", {"3DBall.onnx": b"not a model"})
+    results = fetch(finished_job, tmp_path)
+    assert results.unity_models == [results.folder / "3DBall.onnx"]
+    assert "cannot read an ONNX model" in capsys.readouterr().out

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 from sim_fixtures import free_base_port, open_sim_env
 
+from template_runtime.onnx_check import check_onnx, deterministic_actions
 from template_runtime.unity import make_single_agent_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,6 +47,27 @@ def serve(model_dir: Path) -> Callable[[np.ndarray], np.ndarray]:
     """The exported SavedModel's ``serving_default``: a batch of observations -> actions."""
     signature = tf.saved_model.load(str(model_dir / "1")).signatures["serving_default"]
     return lambda observations: signature(observations=tf.constant(observations))["actions"].numpy()
+
+
+def assert_unity_model_matches_saved_model(model_dir: Path, observations: np.ndarray) -> np.ndarray:
+    """model_dir/3DBall.onnx passes the contract check, its export check agreed, and onnxruntime's
+    deterministic actions equal the SavedModel's (to 1e-5; discrete ones exactly, flat DQN indices
+    mapped to Unity's branches). Returns onnxruntime's actions."""
+    path = model_dir / "3DBall.onnx"
+    report = check_onnx(path, draws=10)
+    assert report.ok, report.text()
+    provenance = json.loads(path.with_name("3DBall.onnx.json").read_text())
+    assert provenance["check"]["matches"], provenance["check"]
+    unity = deterministic_actions(path, observations)
+    saved = serve(model_dir)(observations)
+    if np.issubdtype(unity.dtype, np.integer):
+        branches = provenance["behavior"]["discrete_branches"]
+        if saved.ndim == 1 and len(branches) > 1:  # flatten_branched: flat index -> one per branch
+            saved = np.array(np.unravel_index(saved, branches)).T
+        np.testing.assert_array_equal(unity, saved.reshape(unity.shape))
+    else:
+        np.testing.assert_allclose(unity, saved, atol=1e-5)
+    return unity
 
 
 def mean_return(

@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from learning_helpers import free_worker_id, local_config, mean_return, serve, start_job
+from learning_helpers import (
+    assert_unity_model_matches_saved_model,
+    free_worker_id,
+    local_config,
+    mean_return,
+    serve,
+    start_job,
+)
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ppo_trainer import PPOTrainer
@@ -70,6 +77,16 @@ def test_saved_model_serves_the_trained_agents_deterministic_actions(trained):
     reloaded = serve(trainer.model_dir)(observations)
     assert reloaded.shape == (64, 2) and np.allclose(reloaded, expected, atol=1e-6)
     assert np.abs(reloaded).max() <= 1.0
+    assert_unity_model_matches_saved_model(trainer.model_dir, observations * 3)
+
+
+def test_continuous_unity_model_equals_the_saved_model_with_the_normaliser_inside(sim_build_zip, tmp_path):
+    trainer = short_run(tmp_path, sim_build_zip)
+    observations = np.random.default_rng(1).normal(0, 3, (500, 8)).astype(np.float32)
+    assert_unity_model_matches_saved_model(trainer.model_dir, observations)
+    provenance = json.loads((trainer.model_dir / "3DBall.onnx.json").read_text())
+    assert provenance["policy"]["normalizer_inside"] and provenance["steps"] == 256
+    assert provenance["behavior"]["name"] == "3DBall" and provenance["trainer"] == "ppo"
 
 
 @pytest.mark.slow
@@ -97,6 +114,8 @@ def test_discrete_action_builds_export_integer_actions_per_branch(
     actions = serve(trainer.model_dir)(np.zeros((5, 8), np.float32))
     assert actions.shape == shape and actions.dtype == np.int64
     assert actions.min() >= 0 and actions.max() <= high
+    observations = np.random.default_rng(2).normal(0, 3, (500, 8)).astype(np.float32)
+    assert_unity_model_matches_saved_model(trainer.model_dir, observations)
 
 
 def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp_path):
@@ -104,6 +123,8 @@ def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp
     trainer = short_run(tmp_path, sim_build_zip, additional_args=args, use_visual=True)
     actions = serve(trainer.model_dir)(np.zeros((3, 32, 32, 3), np.float32))
     assert actions.shape == (3, 2) and trainer.agent.encoder is not None
+    images = np.random.default_rng(3).random((100, 32, 32, 3), dtype=np.float32)
+    assert_unity_model_matches_saved_model(trainer.model_dir, images)
 
 
 def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):

@@ -15,6 +15,7 @@ import pytest
 
 from random_trainer import RandomTrainer
 from random_trainer import config as script_config
+from template_runtime.onnx_check import check_onnx
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
@@ -54,6 +55,7 @@ def test_job_fetches_build_from_s3_and_writes_summary_to_sagemaker_folders(
         "SM_HPS": json.dumps(hyperparameters),
         "SM_MODEL_DIR": str(opt_ml / "model"),
         "SM_OUTPUT_DATA_DIR": str(opt_ml / "output/data"),
+        "TRAINING_JOB_NAME": "random-20261201120000",
     }
     argv = [arg for key, value in hyperparameters.items() for arg in (f"--{key}", str(value))]
     (tmp_path / "code").mkdir()
@@ -71,6 +73,9 @@ def test_job_fetches_build_from_s3_and_writes_summary_to_sagemaker_folders(
     summary = json.loads((opt_ml / "output/data/summary.json").read_text())
     assert summary["episodes"] == 2 and summary["total_steps"] % 12 == 0  # 12 agents step together
     assert (tmp_path / "code/unity_build/3DBall.x86_64").exists()
+    provenance = json.loads((opt_ml / "model/3DBall.onnx.json").read_text())
+    assert (provenance["training_job"], provenance["trainer"]) == ("random-20261201120000", "random")
+    assert provenance["steps"] == summary["total_steps"] and provenance["behavior"]["name"] == "3DBall"
 
 
 def test_local_run_writes_summary_and_metrics_to_the_run_folder(sim_build_zip, tmp_path):
@@ -82,6 +87,24 @@ def test_local_run_writes_summary_and_metrics_to_the_run_folder(sim_build_zip, t
     assert saved["returns"] == summary["returns"]
     assert len((trainer.output_dir / "metrics.jsonl").read_text().splitlines()) == 3
     assert trainer.output_dir.parent.parent == tmp_path / "runs"
+
+
+@pytest.mark.parametrize(
+    "build_args", [[], ["--action-type", "branched", "--action-masks"]], ids=["continuous", "branched"]
+)
+def test_local_run_writes_a_random_unity_model_that_passes_the_contract_check(
+    sim_build_zip, tmp_path, build_args
+):
+    trainer = RandomTrainer(local_config(tmp_path, sim_build_zip, additional_args=build_args), argv=[])
+    summary = trainer.run()
+    path = trainer.model_dir / "3DBall.onnx"
+    report = check_onnx(path)
+    assert report.ok, report.text()
+    assert report.summary["branches"] == ([3, 3] if build_args else [])
+    provenance = json.loads(path.with_name("3DBall.onnx.json").read_text())
+    assert provenance["policy"] == {"kind": "RandomPolicy"}
+    assert provenance["episode_reward_mean"] == pytest.approx(summary["mean_return"])
+    assert provenance["training_job"].startswith("local run random-")
 
 
 def test_local_run_from_the_command_line_like_make_demo(sim_build_zip, tmp_path):

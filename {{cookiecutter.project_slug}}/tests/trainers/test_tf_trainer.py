@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from learning_helpers import finish, free_worker_id, local_config, mean_return, serve, start_job
+from learning_helpers import (
+    assert_unity_model_matches_saved_model,
+    finish,
+    free_worker_id,
+    local_config,
+    mean_return,
+    serve,
+    start_job,
+)
 
 from tf_trainer import DQNTrainer
 from tf_trainer import config as script_config
@@ -69,6 +77,7 @@ def test_saved_model_serves_the_greedy_actions_of_the_trained_q_network(trained)
     expected = tf.argmax(trainer.q_network(tf.constant(observations)), axis=1).numpy()
     reloaded = serve(trainer.model_dir)(observations)
     assert reloaded.dtype == np.int64 and np.array_equal(reloaded, expected)
+    assert_unity_model_matches_saved_model(trainer.model_dir, observations)
 
 
 @pytest.mark.slow
@@ -99,6 +108,9 @@ def test_branched_actions_are_learned_as_one_flattened_discrete_action(sim_build
     )
     actions = serve(trainer.model_dir)(np.zeros((5, 8), np.float32))
     assert actions.shape == (5,) and actions.min() >= 0 and actions.max() < 9
+    observations = np.random.default_rng(2).normal(0, 3, (500, 8)).astype(np.float32)
+    unity = assert_unity_model_matches_saved_model(trainer.model_dir, observations)
+    assert unity.shape == (500, 2)  # Unity's two branches, not the flat index
 
 
 def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp_path):
@@ -106,6 +118,8 @@ def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp
     trainer = short_run(tmp_path, sim_build_zip, additional_args=args, use_visual=True, buffer_size=1000)
     actions = serve(trainer.model_dir)(np.zeros((3, 32, 32, 3), np.float32))
     assert actions.shape == (3,) and trainer.q_network.encoder is not None
+    images = np.random.default_rng(3).random((100, 32, 32, 3), dtype=np.float32)
+    assert_unity_model_matches_saved_model(trainer.model_dir, images)
 
 
 def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):
