@@ -32,9 +32,24 @@ SHOWN_MAX = 120  # longer values are shown cut, with their length
 # be none of them, nor lie inside one. Compared case-insensitively (macOS and Windows file systems).
 REPOSITORY_NAMES = frozenset(
     {
-        "src", "tests", "tests_launcher", "tools", "builds", "runs", "results", "docker", "requirements",
-        "launcher", "unity_sim", "benchmarks", "notebooks", "work", "venv", "env", "node_modules",
-        "__pycache__", "makefile", "readme.md", "launch.py", "project.toml", "pyproject.toml",
+        "src",
+        "tests",
+        "tests_launcher",
+        "tools",
+        "builds",
+        "runs",
+        "results",
+        "docker",
+        "requirements",
+        "launcher",
+        "unity_sim",
+        "benchmarks",
+        "__pycache__",
+        "makefile",
+        "readme.md",
+        "launch.py",
+        "project.toml",
+        "pyproject.toml",
         "job_launcher.ipynb",
     }
 )
@@ -121,7 +136,9 @@ def _text(value: object, field: str, example: str, *, spaces_inside: bool = Fals
     for position, char in enumerate(value):
         if unicodedata.category(char) in _INVISIBLE_CATEGORIES or (char.isspace() and not spaces_inside):
             raise RuleError(
-                field, value, f"contains {describe(char)} at position {position}: remove it (e.g. {example!r})"
+                field,
+                value,
+                f"contains {describe(char)} at position {position}: remove it (e.g. {example!r})",
             )
         if not char.isascii():
             raise RuleError(
@@ -244,7 +261,8 @@ def ecr_image_uri(value: object, field: str = "ecr_image_uri", job_region: str |
     """A private ECR image; with ``job_region``, also in the same partition as the job."""
     expected = (
         "expected <12-digit account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>[:tag|@sha256:<64 hex>] "
-        "with a lowercase repository name, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-rl-image:latest"
+        "with a lowercase repository name, "
+        "e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-rl-image:latest"
     )
     _text(value, field, "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-rl-image:latest")
     if len(value) > 255:
@@ -261,7 +279,11 @@ def ecr_image_uri(value: object, field: str = "ecr_image_uri", job_region: str |
         _refuse(field, value, expected)
     image_region = found["region"]
     if bool(found["cn"]) != image_region.startswith("cn-"):
-        _refuse(field, value, f"the '.amazonaws.com.cn' domain goes with cn-* regions, and only with them; {expected}")
+        _refuse(
+            field,
+            value,
+            f"the '.amazonaws.com.cn' domain goes with cn-* regions (and only with them); {expected}",
+        )
     if job_region is not None and partition_of(image_region) != partition_of(job_region):
         _refuse(
             field,
@@ -317,13 +339,16 @@ def sagemaker_enum(operation: str, *members: str) -> tuple[str, ...] | None:
         import botocore.session
     except ImportError:
         return None
-    shape = botocore.session.get_session().get_service_model("sagemaker").operation_model(operation).input_shape
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    shape = model.operation_model(operation).input_shape
     for member in members:
         shape = shape.members[member]
     return tuple(shape.enum)
 
 
-def _instance_type(value: object, field: str, kind: str, allowed: tuple[str, ...] | None, example: str) -> str:
+def _instance_type(
+    value: object, field: str, kind: str, allowed: tuple[str, ...] | None, example: str
+) -> str:
     _text(value, field, example)
     if not _INSTANCE_TYPE.fullmatch(value):
         _refuse(field, value, f"must be a SageMaker {kind} instance type such as {example!r}")
@@ -340,16 +365,24 @@ def _instance_type(value: object, field: str, kind: str, allowed: tuple[str, ...
     return value
 
 
+def training_instance_types() -> tuple[str, ...] | None:
+    """CreateTrainingJob's ResourceConfig.InstanceType values (None: no botocore)."""
+    return sagemaker_enum("CreateTrainingJob", "ResourceConfig", "InstanceType")
+
+
+def notebook_instance_types() -> tuple[str, ...] | None:
+    """CreateNotebookInstance's InstanceType values (None: no botocore)."""
+    return sagemaker_enum("CreateNotebookInstance", "InstanceType")
+
+
 def training_instance_type(value: object, field: str = "instance_type") -> str:
     """A training instance type (CreateTrainingJob's ResourceConfig.InstanceType)."""
-    allowed = sagemaker_enum("CreateTrainingJob", "ResourceConfig", "InstanceType")
-    return _instance_type(value, field, "training", allowed, "ml.c5.2xlarge")
+    return _instance_type(value, field, "training", training_instance_types(), "ml.c5.2xlarge")
 
 
 def notebook_instance_type(value: object, field: str = "instance_type") -> str:
     """A notebook instance type (CreateNotebookInstance's InstanceType)."""
-    allowed = sagemaker_enum("CreateNotebookInstance", "InstanceType")
-    return _instance_type(value, field, "notebook", allowed, "ml.t3.medium")
+    return _instance_type(value, field, "notebook", notebook_instance_types(), "ml.t3.medium")
 
 
 # ----------------------------------------------------------------------------- the Unity build
@@ -414,7 +447,8 @@ def build_folder(value: object, field: str = "unity_build_folder", zip_key: str 
             field,
             value,
             f"{'is' if len(parts) == 1 else 'lies inside'} the repository's own {parts[0]!r}, whose files "
-            f"would be deleted when a new build replaces the old one: pick a folder of its own, e.g. {example!r}",
+            "would be deleted when a new build replaces the old one: pick a folder of its own, "
+            f"e.g. {example!r}",
         )
     if zip_key is not None and (zip_key.lower() + "/").startswith(value.lower() + "/"):
         _refuse(
@@ -466,7 +500,9 @@ def base_job_name(value: object, field: str = "base_job_name") -> str:
     _text(value, field, "unity-rl-ppo")
     if not _BASE_JOB_NAME.fullmatch(value):
         _refuse(
-            field, value, "must be 1-48 letters, digits and hyphens, starting and ending with a letter or digit"
+            field,
+            value,
+            "must be 1-48 letters, digits and hyphens, starting and ending with a letter or digit",
         )
     return value
 
@@ -547,8 +583,17 @@ def check(field: str, value: object) -> object:
 
 
 ANSWER_FIELDS = (
-    "project_name", "project_slug", "project_description", "author_name", "aws_region", "s3_bucket",
-    "ecr_image_uri", "algorithm", "unity_build_zip_key", "unity_build_folder", "unity_executable",
+    "project_name",
+    "project_slug",
+    "project_description",
+    "author_name",
+    "aws_region",
+    "s3_bucket",
+    "ecr_image_uri",
+    "algorithm",
+    "unity_build_zip_key",
+    "unity_build_folder",
+    "unity_executable",
     "instance_type",
 )
 
@@ -568,10 +613,11 @@ def check_answers(answers: Mapping[str, object]) -> tuple[list[RuleError], list[
             ecr_image_uri(answers["ecr_image_uri"], "ecr_image_uri", answers["aws_region"])
         except RuleError as error:
             errors.append(error)
-    if "instance_type" not in bad and sagemaker_enum("CreateTrainingJob", "ResourceConfig", "InstanceType") is None:
+    if "instance_type" not in bad and training_instance_types() is None:
         warnings.append(
-            f"instance_type={answers['instance_type']!r} was only checked against the pattern ml.<family>.<size>: "
-            "botocore is not installed here, so the list of SageMaker's instance types is not at hand"
+            f"instance_type={answers['instance_type']!r} was only checked against the pattern "
+            "ml.<family>.<size>: botocore is not installed here, so the list of SageMaker's instance types "
+            "is not at hand"
         )
     if not {"unity_build_folder", "unity_build_zip_key"} & bad:
         try:
