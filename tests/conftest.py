@@ -41,3 +41,26 @@ def baked_default(cookies):
     result = bake(cookies)
     assert result.exit_code == 0, result.exception
     return result.project_path
+
+
+def load_module(name: str, path: Path):
+    """A module from a file, without putting its folder on sys.path (as the pre-gen hook loads rules.py)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+RUNTIME_DIR = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / "src" / "template_runtime"
+rules = load_module("template_rules_under_test", RUNTIME_DIR / "rules.py")
+local_extensions = load_module("local_extensions_under_test", TEMPLATE_DIR / "local_extensions.py")
+
+
+def as_rendered(value: str) -> str:
+    """An extra_context answer as the hook sees it: cookiecutter renders answers as Jinja templates,
+    and Jinja turns every \\r\\n and lone \\r into \\n."""
+    return value.replace("\r\n", "\n").replace("\r", "\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import botocore.session
 from conftest import REGIONS, TEMPLATE_OPTIONS
 
@@ -35,3 +37,12 @@ def test_default_instance_type_is_a_training_instance_type():
     training_types = model.shape_for("TrainingInstanceType").enum
 
     assert TEMPLATE_OPTIONS["instance_type"] in training_types
+
+
+def test_every_question_has_its_rule_and_every_default_passes_it(baked_default):
+    from conftest import rules
+
+    questions = [key for key in TEMPLATE_OPTIONS if not key.startswith("_")]
+    assert sorted(questions) == sorted(rules.ANSWER_FIELDS)
+    answers = json.loads((baked_default / ".cookiecutter.json").read_text(encoding="utf-8"))
+    assert rules.check_answers(answers) == ([], [])
