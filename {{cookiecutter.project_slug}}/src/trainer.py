@@ -40,6 +40,7 @@ from mlagents_envs.exception import UnityException, UnityWorkerInUseException
 
 from template_runtime import build as unity_build
 from template_runtime.config import (
+    MAX_WORKER_ID,
     ConfigError,
     in_sagemaker_job,
     merge_config,
@@ -144,8 +145,9 @@ class Trainer(ABC):
                 else {}
             )
             overrides.insert(0, ("project.toml", project))
-        self.config = merge_config(DEFAULT_CONFIG, script, *overrides)
-        validate_config(self.config)
+        sources: dict[str, str] = {}
+        self.config = merge_config(DEFAULT_CONFIG, script, *overrides, sources=sources)
+        validate_config(self.config, sources)
         self.seed: int = self.config["seed"]
         self.rng = np.random.default_rng(self.seed)
         self.worker_id: int = self.config["worker_id"]
@@ -216,7 +218,8 @@ class Trainer(ABC):
         # interpreter, which has its packages. A real Unity build ignores the variable.
         os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
         first = self.config["worker_id"]
-        for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
+        last = min(first + WORKER_ID_ATTEMPTS, MAX_WORKER_ID + 1)  # port 5005 + worker_id <= 65535
+        for worker_id in range(first, last):
             port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
             try:
                 if port_in_use(port):
@@ -249,7 +252,7 @@ class Trainer(ABC):
             self._players.append(RunningPlayer(env, getattr(env, "_process", None)))
             return env
         raise RuntimeError(
-            f"worker_id {first} to {first + WORKER_ID_ATTEMPTS - 1} are all in use: stop other Unity "
+            f"worker_id {first} to {last - 1} are all in use: stop other Unity "
             "players or set worker_id higher"
         )
 

@@ -112,13 +112,12 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("gamma", 1.5), ("n_steps", 0), ("hidden_sizes", ["wide"])],
-    ids=["gamma", "n_steps", "hidden"],
+    [("gamma", 1.5), ("n_steps", 0), ("hidden_sizes", ["wide"]), ("hidden_sizes", [64.7])],
+    ids=["gamma", "n_steps", "hidden", "hidden_fraction"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = PPOTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
-    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
-        trainer.run()
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):  # when made, or in run()
+        PPOTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[]).run()
     assert not (tmp_path / "build").exists()
 
 
