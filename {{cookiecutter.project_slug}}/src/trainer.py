@@ -182,7 +182,10 @@ class Trainer(ABC):
     def download_unity_env(self) -> str:
         """Get the Unity build onto this machine, extracted and executable; return the player's path."""
         c = self.config
+        # Refused before anything is touched: a build folder is replaced by each new build.
+        repo = REPO_ROOT if self.local else Path.cwd()
         folder = self._resolve(c["build_folder"])
+        folder = unity_build.check_build_folder(folder, value=c["build_folder"], repo=repo)
         if self.local:
             path = self._local_build(folder)
         else:
