@@ -185,7 +185,8 @@ class Trainer(ABC):
         # Refused before anything is touched: a build folder is replaced by each new build.
         repo = REPO_ROOT if self.local else Path.cwd()
         folder = self._resolve(c["build_folder"])
-        folder = unity_build.check_build_folder(folder, value=c["build_folder"], repo=repo)
+        label = "the repository" if self.local else "the working folder"
+        folder = unity_build.check_build_folder(folder, value=c["build_folder"], repo=repo, repo_label=label)
         if self.local:
             path = self._local_build(folder)
         else:

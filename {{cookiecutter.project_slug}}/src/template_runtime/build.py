@@ -276,6 +276,7 @@ def check_build_folder(
     source: Path | None = None,
     source_name: str | None = None,
     setting: str = "build_folder",
+    repo_label: str = "the repository",
 ) -> Path:
     """``folder`` as an absolute path, or BuildFolderError if replacing it could delete what is not ours.
 
@@ -291,11 +292,10 @@ def check_build_folder(
             "its own, e.g. 'unity_build'"
         )
     path = Path(os.path.abspath(folder))
-    shown = (
-        f"{setting}={value!r} ({path})" if value is not None and value != str(path) else f"{setting} {path}"
-    )
+    shown = f"{setting}={value if value is not None else str(path)!r}"
+    shown += f" ({path})" if value is not None and value != str(path) else ""
     for candidate in dict.fromkeys((path, Path(os.path.realpath(path)))):
-        problem = _protected(candidate, repo, source)
+        problem = _protected(candidate, repo, repo_label, source)
         if problem:
             raise BuildFolderError(
                 f"{shown} {problem}, which would be deleted when a new build replaces the old one: "
@@ -305,7 +305,7 @@ def check_build_folder(
     return path
 
 
-def _protected(candidate: Path, repo: Path | None, source: Path | None) -> str | None:
+def _protected(candidate: Path, repo: Path | None, repo_label: str, source: Path | None) -> str | None:
     """Why ``candidate`` may not be a build folder, or None."""
     if candidate == Path(candidate.anchor):
         return "is the root folder"
@@ -313,7 +313,7 @@ def _protected(candidate: Path, repo: Path | None, source: Path | None) -> str |
     if any(candidate == h or candidate in h.parents for h in home):
         return "is your home folder or holds it"
     code = Path(__file__).resolve().parents[1]
-    places = [("the repository", repo), ("the working folder", Path.cwd()), ("the code folder", code)]
+    places = [(repo_label, repo), ("the working folder", Path.cwd()), ("the code folder", code)]
     for name, place in places:
         for real in _both(place) if place is not None else ():
             if candidate == real or candidate in real.parents:
@@ -323,7 +323,8 @@ def _protected(candidate: Path, repo: Path | None, source: Path | None) -> str |
             part = candidate.relative_to(root).parts[0]
             if part.lower() in REPOSITORY_NAMES or part.startswith("."):
                 where = "is" if candidate.parent == root else "lies inside"
-                return f"{where} the repository's own {part!r}"
+                owner = "the repository's" if repo_label == "the repository" else f"{repo_label}'s"
+                return f"{where} {owner} own {part!r}"
     for origin in _both(source) if source is not None else ():
         if candidate == origin or candidate in origin.parents:
             return f"holds {origin}, the build being installed"
@@ -474,6 +475,17 @@ def extract_zip(
 
 
 def _open_zip(zip_path: Path, name: str) -> zipfile.ZipFile:
+    try:
+        with open(zip_path, "rb") as data:
+            head = data.read(4)
+    except OSError as error:
+        raise UnityBuildError(f"{name} cannot be read: {error}") from error
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a first entry, or the end of an empty zip
+        # zipfile would also open a zip with other data in front (a tar holding a zip, an installer):
+        # that is not what a build archive looks like, so say what it seems to be instead.
+        raise UnityBuildError(
+            f"{name} is not a readable zip archive (it starts with {head!r}, not PK){_kind_hint(zip_path)}"
+        )
     try:
         return zipfile.ZipFile(zip_path)
     except _READ_ERRORS as error:

@@ -1,7 +1,7 @@
 """Hostile and broken build archives: each is refused with a UnityBuildError naming the archive and
 the entry, before the previous build is touched; the few odd-but-harmless ones are extracted.
 
-COUNT: HOSTILE has 50 archives that must be refused (the old build untouched, nothing left behind),
+COUNT: HOSTILE has 52 archives that must be refused (the old build untouched, nothing left behind),
 HARMLESS 8 that must extract; plus 3 downloads from S3 (moto) named by their s3:// URI.
 """
 
@@ -96,6 +96,21 @@ def tar_file(path: Path) -> Path:
         info = tarfile.TarInfo(EXE)
         info.size = len(PLAYER)
         archive.addfile(info, io.BytesIO(PLAYER))
+    return path
+
+
+def tar_holding_zip(path: Path) -> Path:
+    """zipfile itself would open the zip inside (it finds the zip's end record at the tar's end)."""
+    inner = write(path.with_name("inner.zip"))
+    with tarfile.open(path, "w") as archive:
+        archive.add(inner, arcname="3DBall.zip")
+    inner.unlink()
+    return path
+
+
+def prepended(path: Path) -> Path:
+    data = write(path).read_bytes()
+    path.write_bytes(b"junk" * 100 + data)
     return path
 
 
@@ -231,6 +246,8 @@ HOSTILE = {
     "truncated by 10 bytes": (lambda p: truncated(p, 0.9995), None, "not a readable zip"),
     "damaged data": (damaged_middle, "3DBall_Data/big.bin", "damaged or cut short"),
     "tar named .zip": (tar_file, None, "it is a tar (or gzip/bzip2/xz) archive, not a zip"),
+    "zip inside a tar": (lambda p: tar_holding_zip(p), None, "it is a tar (or gzip/bzip2/xz) archive"),
+    "data in front of a zip": (lambda p: prepended(p), None, "starts with b'junk'"),
     "gzip named .zip": (
         lambda p: (p.write_bytes(b"\x1f\x8b\x08\x00" + b"\0" * 40), p)[1],
         None,
