@@ -5,8 +5,9 @@ committed, plus uncommitted work: notes, a run's metrics, zips in builds/, a new
 fake home folder, and compares a full listing of everything (sizes, mtimes, modes, .git included)
 before and after.
 
-COUNT: 38 build_folder values refused locally, 6 in a job, 4 existing folders not ours, 2 folders
-holding the zip, 7 broken new builds that must leave the old one, and 6 good setups.
+COUNT: 38 build_folder values refused locally, 6 in a job (and an unmarked folder refused before an S3
+download), 4 existing folders not ours, 2 folders holding the zip, 7 broken new builds that must leave
+the old one, and 6 good setups.
 """
 
 from __future__ import annotations
