@@ -20,16 +20,13 @@ ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
         "src/ppo_trainer.py",
         "tests/trainers/test_ppo_trainer.py",
         "benchmarks/bench_trainers.py",  # PPO against Stable-Baselines3
-        "requirements/bench.txt",
     ),
     "tf": ("src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"),
 }
-# Support code every learning example uses (checkpoints, SavedModel export, parallel Unity
-# instances); the random example needs none of it.
+# Support code the TensorFlow examples share (network blocks, checkpoints, SavedModel export);
+# the random example needs none of it. (The env API, template_runtime/vec_env.py, is everyone's.)
 LEARNING_SUPPORT_FILES = (
     "src/template_runtime/tf_blocks.py",
-    "src/template_runtime/vec_env.py",
-    "tests/runtime/test_vec_env.py",
     "tests/trainers/learning_helpers.py",
 )
 

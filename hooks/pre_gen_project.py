@@ -46,6 +46,7 @@ def load_rules() -> ModuleType:
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)
     module = importlib.util.module_from_spec(spec)
+    sys.dont_write_bytecode = True  # leave no __pycache__ in the user's copy of the template
     sys.modules[spec.name] = module  # dataclasses and friends look the module up by name
     spec.loader.exec_module(module)
     return module

@@ -18,12 +18,10 @@ REGIONS_TO_BAKE = ["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"]
 
 # What each algorithm choice adds; random_trainer.py is always there.
 ALGORITHM_FILES = {
-    "ppo": {"src/ppo_trainer.py", "tests/trainers/test_ppo_trainer.py", "benchmarks/bench_trainers.py",
-            "requirements/bench.txt"},
+    "ppo": {"src/ppo_trainer.py", "tests/trainers/test_ppo_trainer.py", "benchmarks/bench_trainers.py"},
     "tf": {"src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"},
 }
-LEARNING_SUPPORT_FILES = {"src/template_runtime/tf_blocks.py", "src/template_runtime/vec_env.py",
-                          "tests/runtime/test_vec_env.py", "tests/trainers/learning_helpers.py"}
+LEARNING_SUPPORT_FILES = {"src/template_runtime/tf_blocks.py", "tests/trainers/learning_helpers.py"}
 
 
 def template_files() -> set[str]:

@@ -256,6 +256,7 @@ def test_hook_takes_the_rules_from_the_template_however_it_is_fetched(tmp_path, 
         project = render(template, tmp_path / kind, **options)
         assert (project / "src" / "template_runtime" / "rules.py").read_bytes() == (
             RUNTIME_DIR / "rules.py").read_bytes(), kind
+    assert not (RUNTIME_DIR / "__pycache__").exists(), "the hook left bytecode in the template"
 
 
 def test_without_botocore_instance_types_are_checked_by_pattern_with_a_warning(tmp_path):
@@ -285,7 +286,7 @@ def test_rules_and_project_file_import_with_the_standard_library_only():
         "assert rules.sagemaker_enum('CreateTrainingJob', 'ResourceConfig', 'InstanceType') is None;"
         "print(rules.training_instance_type('ml.fake.huge'), sorted(m for m in sys.modules if 'boto' in m))"
     )
-    completed = subprocess.run([sys.executable, "-I", "-S", "-c", code, str(RUNTIME_DIR.parent)],
+    completed = subprocess.run([sys.executable, "-B", "-I", "-S", "-c", code, str(RUNTIME_DIR.parent)],
                                capture_output=True, text=True)
 
     assert completed.returncode == 0, completed.stderr

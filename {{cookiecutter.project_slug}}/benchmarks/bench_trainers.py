@@ -42,7 +42,6 @@ from mlagents_envs.environment import UnityEnvironment  # noqa: E402
 
 from template_runtime import build as unity_build  # noqa: E402
 from template_runtime.unity import make_single_agent_env  # noqa: E402
-from template_runtime.vec_env import open_parallel_envs  # noqa: E402
 from trainer import LocalTrainer  # noqa: E402
 from unity_sim.package_build import package_build  # noqa: E402
 
@@ -78,13 +77,13 @@ class RandomActions(LocalTrainer):
     """Random actions through the same env plumbing the trainers use (template_runtime.vec_env)."""
 
     def run(self, num_envs: int, steps: int = 3000) -> float:
-        with open_parallel_envs(self, self.download_unity_env(), num_envs) as envs:
+        with self.make_vec_env(num_envs=num_envs) as envs:
             envs.reset()
             for count in range(100 + steps):
                 if count == 100:
                     start = time.perf_counter()
-                envs.step(self.rng.uniform(-1, 1, (envs.num_envs, 2)).astype(np.float32))
-            return steps * envs.num_envs / (time.perf_counter() - start)
+                envs.step(self.rng.uniform(-1, 1, (envs.num_agents, 2)).astype(np.float32))
+            return steps * envs.num_agents / (time.perf_counter() - start)
 
 
 def random_steps_per_second(zip_path: Path, workdir: Path, num_envs: int) -> float:
@@ -143,35 +142,28 @@ def ours(zip_path: Path, executable: str, workdir: Path, steps: int, num_envs: i
     return records[-1]["fps"], evaluate(executable, policy), 1000 * cpu / records[-1]["step"]
 
 
-def stable_baselines(executable: str, steps: int) -> tuple[float, float]:
-    """SB3's PPO on the same build and gym wrapper: (steps/s over learn(), evaluated return)."""
-    import gymnasium
+class SB3Host(LocalTrainer):
+    """Opens the env SB3 trains on: the runtime's batched env through its SB3 adapter."""
+
+    def run(self):
+        raise NotImplementedError
+
+
+def stable_baselines(zip_path: Path, executable: str, workdir: Path, steps: int) -> tuple[float, float]:
+    """SB3's PPO on the same build through template_runtime.gymnasium_env.sb3_vec_env:
+    (steps/s over learn(), evaluated return)."""
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+    from stable_baselines3.common.vec_env import VecMonitor
+
+    from template_runtime.gymnasium_env import sb3_vec_env
 
     torch.set_num_threads(1)  # two cores: torch's second thread would fight the Unity player
-
-    class GymnasiumView(gymnasium.Env):
-        """The gym-unity env with Gymnasium's API: reset -> (obs, info), step -> 5-tuple."""
-
-        def __init__(self, env):
-            self.env = env
-            space = env.observation_space
-            self.observation_space = gymnasium.spaces.Box(space.low, space.high, space.shape, space.dtype)
-            self.action_space = gymnasium.spaces.Box(-1.0, 1.0, env.action_space.shape, np.float32)
-
-        def reset(self, *, seed=None, options=None):
-            return self.env.reset(), {}
-
-        def step(self, action):
-            obs, reward, done, info = self.env.step(action)
-            truncated = bool(done and info["step"].interrupted[0])
-            return obs, float(reward), done and not truncated, truncated, {}
-
-    with gym_env(executable, worker_id=1) as env:
-        model = PPO("MlpPolicy", VecMonitor(DummyVecEnv([lambda: GymnasiumView(env)])), seed=0, device="cpu",
-                    verbose=0, **SB3_DEFAULTS)  # fmt: skip
+    settings = {"zip_env_name": str(zip_path), "build_folder": str(workdir / "sb3"), "project_file": ""}
+    host = SB3Host({**settings, "runs_dir": str(workdir / "runs"), "worker_id": 660}, argv=[])
+    with host.make_vec_env() as envs:
+        vec = VecMonitor(sb3_vec_env(envs))
+        model = PPO("MlpPolicy", vec, seed=0, device="cpu", verbose=0, **SB3_DEFAULTS)
         start = time.perf_counter()
         model.learn(total_timesteps=steps)
         fps = model.num_timesteps / (time.perf_counter() - start)
@@ -203,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         random_2 = [random_steps_per_second(zip_path, workdir, 2)]
         fps_1, return_1, cpu_1 = ours(zip_path, executable, workdir, arguments.steps, num_envs=1)
         fps_2, return_2, cpu_2 = ours(zip_path, executable, workdir, arguments.steps, num_envs=2)
-        sb3 = None if arguments.no_sb3 else stable_baselines(executable, arguments.steps)
+        sb3 = None if arguments.no_sb3 else stable_baselines(zip_path, executable, workdir, arguments.steps)
         for _ in range(arguments.repeats - 1):
             random_1.append(random_steps_per_second(zip_path, workdir, 1))
             random_2.append(random_steps_per_second(zip_path, workdir, 2))

@@ -41,8 +41,10 @@ def import_modules(names: list[str]) -> list[str]:
 
 
 def trainer_modules(src: Path) -> list[str]:
-    """The entry points a job may run: every src/*_trainer.py, plus trainer.py itself."""
-    names = sorted(path.stem for path in src.glob("*_trainer.py"))
+    """The entry points a job may run (template_runtime.entry_point's contract), plus trainer.py."""
+    from template_runtime.entry_point import find_entry_points
+
+    names = [Path(name).stem for name in find_entry_points(src)]
     return (["trainer"] if (src / "trainer.py").exists() else []) + names
 
 

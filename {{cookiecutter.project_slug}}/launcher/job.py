@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from launcher.runtime import runtime_module
 from launcher.settings import Settings
 
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
-DEFAULT_METRICS = ("episode_reward_mean", "episode_length", "fps")
-MAX_METRIC_DEFINITIONS = 40  # CreateTrainingJob's limit
-NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", ".DS_Store")
 
 
@@ -126,14 +124,10 @@ def build_job_spec(settings: Settings, role_arn: str) -> TrainingJobSpec:
 
 
 def metric_definitions(names: tuple[str, ...] | list[str]) -> tuple[tuple[str, str], ...]:
-    """A regex per metric for the trainer's ``step=1200 episode_reward_mean=0.53 fps=231.4`` lines.
-
-    A custom image gets no metric definitions from SageMaker, so without these the console shows no
-    curves. Each name must follow the start of the line or a space, so ``episode_reward`` never
-    matches inside ``mean_episode_reward``.
-    """
-    chosen = list(dict.fromkeys(list(names) or list(DEFAULT_METRICS)))[:MAX_METRIC_DEFINITIONS]
-    return tuple((name, rf"(?:^|\s){name}={NUMBER}") for name in chosen)
+    """A regex per metric for the trainer's ``step=1200 episode_reward_mean=0.53 fps=231.4`` lines
+    (template_runtime.metrics writes those lines and owns their regexes). A custom image gets no
+    metric definitions from SageMaker, so without these the console shows no curves."""
+    return runtime_module("metrics").metric_definitions(names)
 
 
 @contextmanager

@@ -17,12 +17,13 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from launcher.runtime import project_file, rules
 
 GITHUB_API_URL = "https://api.github.com"
 TOKEN_ENV_DEFAULT = "GITHUB_TOKEN"
@@ -32,11 +33,9 @@ KERNEL_NAME = "rl-launcher"
 KERNEL_PYTHON = "3.11"
 LAUNCHER_REQUIREMENTS = "requirements/launcher.txt"
 
-# SageMaker's rule for notebook instance, code repository and lifecycle configuration names.
-SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
+# Names, the role ARN, the region and the instance type follow template_runtime/rules.py: the rules the
+# template and the launcher check with. SageMaker names are at most 63 characters.
 SAGEMAKER_NAME_MAX = 63
-# botocore's RoleArn pattern for SageMaker, with the partition captured.
-ROLE_ARN = re.compile(r"arn:(aws[a-z\-]*):iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+")
 GIT_BRANCH = re.compile(r"[^ ~^:?*\[\\\x00-\x1f\x7f]+")  # GitConfig.Branch pattern, plus what git refuses
 GITHUB_OWNER = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})"
 GITHUB_REPO = r"[A-Za-z0-9._-]+?"
@@ -98,21 +97,23 @@ class GitHubRepo:
 # ---------------------------------------------------------------- project.toml
 
 
-def read_project(project_dir: Path) -> dict:
-    """The rendered answers; the script embeds none of them."""
-    path = project_dir / "project.toml"
+def read_project(project_dir: Path) -> project_file.ProjectFile:
+    """The rendered answers this command uses (slug, region, and [aws] role_arn if set), checked."""
+    path = project_dir / project_file.FILE_NAME
+    if not path.is_file():
+        raise UserError(f"{path} not found: run this from the generated repository (or pass --project-dir)")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(
-            f"{path} not found: run this from the generated repository (or pass --project-dir)"
-        ) from None
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML ({error}): fix it or re-generate the repository") from None
-    for table, key in (("project", "slug"), ("aws", "region")):
-        if not isinstance(data.get(table, {}).get(key), str) or not data[table][key]:
-            raise UserError(f"{path} has no [{table}] {key}: add it (see the template's project.toml)")
-    return data
+        return project_file.read_project_file(path, ("slug", "region", "role_arn"), optional=("role_arn",))
+    except project_file.ProjectFileError as error:
+        raise UserError(str(error)) from None
+
+
+def checked(rule, name: str, value: object):
+    """``value`` by its rule in template_runtime/rules.py; a refusal becomes a UserError naming ``name``."""
+    try:
+        return rule(value, name)
+    except rules.RuleError as error:
+        raise UserError(str(error)) from None
 
 
 # ---------------------------------------------------------------- git
@@ -214,13 +215,7 @@ def instance_name_from_slug(slug: str) -> str:
 
 
 def check_name(option: str, value: str) -> str:
-    if len(value) > SAGEMAKER_NAME_MAX or not SAGEMAKER_NAME.fullmatch(value):
-        raise UserError(
-            f"{option} {value!r} is not a valid SageMaker name: 1-{SAGEMAKER_NAME_MAX} letters, digits and "
-            "hyphens, starting and ending with a letter or digit "
-            f"(for example {instance_name_from_slug(value)!r})"
-        )
-    return value
+    return checked(rules.sagemaker_name, option, value)
 
 
 def derived_name(base: str, suffix: str) -> str:
@@ -228,14 +223,12 @@ def derived_name(base: str, suffix: str) -> str:
     return base[: SAGEMAKER_NAME_MAX - len(suffix)].rstrip("-") + suffix
 
 
-def partition_of(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    return "aws-us-gov" if region.startswith("us-gov-") else "aws"
+partition_of = rules.partition_of
 
 
-def check_role_arn(value: str | None, region: str) -> str:
-    if not value:
+def check_role_arn(value: str | None, region: str, source: str = "--role-arn") -> str:
+    """The role ARN from ``source`` (an option, the environment or project.toml) in the region's partition."""
+    if value is None or value == "":
         raise UserError(
             f"no execution role: pass --role-arn arn:{partition_of(region)}:iam::<account>:role/<name> "
             "(or set "
@@ -243,18 +236,7 @@ def check_role_arn(value: str | None, region: str) -> str:
             "AmazonSageMakerFullAccess policy, e.g. the one the console made: "
             "aws iam list-roles --query \"Roles[?contains(RoleName,'SageMaker')].Arn\""
         )
-    match = ROLE_ARN.fullmatch(value)
-    if match is None:
-        raise UserError(
-            f"--role-arn {value!r} is not an IAM role ARN: "
-            "expected arn:aws:iam::<12-digit account>:role/<name>"
-        )
-    if match[1] != partition_of(region):
-        raise UserError(
-            f"--role-arn {value!r} is in partition '{match[1]}' but region {region} is in "
-            f"'{partition_of(region)}': use a role from the region's partition"
-        )
-    return value
+    return checked(lambda role, name: rules.role_arn(role, name, region), source, value)
 
 
 @functools.cache
@@ -266,14 +248,8 @@ def sagemaker_model():
 
 
 def check_instance_type(value: str) -> str:
-    allowed = sagemaker_model().shape_for("InstanceType").enum
-    if value not in allowed:
-        close = [name for name in allowed if name.split(".")[1:2] == value.split(".")[1:2]][:6]
-        raise UserError(
-            f"--instance-type {value!r} is not a SageMaker notebook instance type"
-            + (f" (same family: {', '.join(close)})" if close else " (try ml.t3.medium)")
-        )
-    return value
+    """A notebook instance type: CreateNotebookInstance's InstanceType values in botocore's model."""
+    return checked(rules.notebook_instance_type, "--instance-type", value)
 
 
 def check_branch(value: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -41,6 +40,7 @@ from launcher.notebook_inputs import (
     check_name,
     check_role_arn,
     check_volume,
+    checked,
     current_branch,
     detect_visibility,
     instance_name_from_slug,
@@ -51,9 +51,9 @@ from launcher.notebook_inputs import (
     unpushed_warning,
 )
 from launcher.notebook_plan import Plan
+from launcher.runtime import project_file, rules
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,7 +171,9 @@ def check_platform(value: str) -> str:
     return value
 
 
-def resolve_plan(options: argparse.Namespace, project: dict, plan: Plan, warn: TextIO) -> Plan:
+def resolve_plan(
+    options: argparse.Namespace, project: project_file.ProjectFile, plan: Plan, warn: TextIO
+) -> Plan:
     """Fill in and check every setting of `make notebook` before the first AWS request."""
     if options.repo_url:
         plan.repo = parse_github_url(options.repo_url, "--repo-url", warn)
@@ -188,8 +190,13 @@ def resolve_plan(options: argparse.Namespace, project: dict, plan: Plan, warn: T
     plan.instance_type = check_instance_type(options.instance_type)
     plan.volume = check_volume(options.volume_size)
     plan.platform = check_platform(options.platform)
-    role = options.role_arn or os.environ.get(ROLE_ENV) or project.get("aws", {}).get("role_arn")
-    plan.role_arn = check_role_arn(role, plan.region)
+    sources = (
+        ("--role-arn", options.role_arn),
+        (f"${ROLE_ENV}", os.environ.get(ROLE_ENV)),
+        ("[aws] role_arn in project.toml", project.role_arn),
+    )
+    source, role = next(((name, value) for name, value in sources if value), ("--role-arn", None))
+    plan.role_arn = check_role_arn(role, plan.region, source)
     plan.token_env, plan.github_api_url = options.token_env, options.github_api_url
     plan.github_user = options.github_user or plan.repo.owner
     visibility = options.visibility
@@ -324,12 +331,8 @@ def main(
     aws = None
     try:
         project = read_project(options.project_dir)
-        region = options.region or project["aws"]["region"]
-        if not REGION.fullmatch(region):
-            raise UserError(
-                f"region {region!r} is not an AWS region name (like us-east-1): fix --region or project.toml"
-            )
-        slug = project["project"]["slug"]
+        region = checked(rules.region, "--region", options.region) if options.region else project.region
+        slug = project.slug
         name = check_name("--name", options.name) if options.name else instance_name_from_slug(slug)
         plan = Plan(slug=slug, region=region, name=name)
         if not (options.stop or options.delete):

@@ -19,6 +19,7 @@ from pathlib import Path
 from launcher.entry_points import EntryPoint, load_entry_point
 from launcher.errors import LaunchError
 from launcher.project import SOURCE_DIR, ProjectConfig, read_project
+from launcher.runtime import rules
 
 MAX_RUN_LIMIT = 28 * 24 * 3600  # SageMaker's upper bound for MaxRuntimeInSeconds and MaxWaitTimeInSeconds
 SAGEMAKER_METADATA = Path(
@@ -26,16 +27,9 @@ SAGEMAKER_METADATA = Path(
 )  # present on notebook instances and Studio
 ROLE_ENV = "SAGEMAKER_ROLE_ARN"
 
-ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-BASE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,47}$")  # + "-YYYYmmddHHMMSS" stays within 63
-INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
-REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
-BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-ECR_IMAGE = re.compile(
-    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?P<cn>\.cn)?"
-    r"/(?P<repository>[a-z0-9]+(?:[._/-][a-z0-9]+)*)(?::[\w][\w.-]{0,127}|@sha256:[a-f0-9]{64})?$"
-)
+# Region, bucket, image, instance type, role, build key and job name follow template_runtime/rules.py,
+# the rules the template checked its answers with.
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 HYPERPARAMETER_VALUE_LIMIT = 2500  # characters, after JSON encoding (CreateTrainingJob's limit)
 
 
@@ -120,26 +114,18 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
     """Fill in project.toml's defaults and check every value (no AWS calls)."""
     chosen = dataclasses.replace(settings or JobSettings(), **_known(overrides))
     project = read_project(chosen.project_file)
-    region = _match("region", chosen.region or project.region, REGION, "an AWS region like 'us-east-1'")
-    bucket = _match(
-        "s3_bucket",
-        chosen.s3_bucket or project.bucket,
-        BUCKET,
-        "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')",
-    )
-    entry = load_entry_point(chosen.entry_point or project.entry_point, SOURCE_DIR)
-    build_bucket, build_key = _build_location(chosen.build_key or project.build_key, bucket)
+    region = _checked(rules.region, "region", _or(chosen.region, project.region))
+    bucket = _checked(rules.bucket, "s3_bucket", _or(chosen.s3_bucket, project.bucket))
+    entry = load_entry_point(_or(chosen.entry_point, project.entry_point), SOURCE_DIR)
+    build_bucket, build_key = _build_location(_or(chosen.build_key, project.build_key), bucket)
     max_run = _integer("max_run_seconds", chosen.max_run_seconds, 1, MAX_RUN_LIMIT)
     use_spot = _boolean("use_spot", chosen.use_spot)
     return Settings(
         project=project,
         entry=entry,
         hyperparameters=_hyperparameters(entry, chosen.hyperparameters),
-        instance_type=_match(
-            "instance_type",
-            chosen.instance_type or project.instance_type,
-            INSTANCE_TYPE,
-            "a SageMaker training instance type like 'ml.c5.2xlarge'",
+        instance_type=_checked(
+            rules.training_instance_type, "instance_type", _or(chosen.instance_type, project.instance_type)
         ),
         instance_count=_integer("instance_count", chosen.instance_count, 1, 100),
         volume_size_gb=_integer("volume_size_gb", chosen.volume_size_gb, 1, 16384),
@@ -151,43 +137,20 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
         build_bucket=build_bucket,
         build_key=build_key,
         base_job_name=_base_job_name(chosen.base_job_name, project.slug, entry.name),
-        role=_role(chosen.role),
+        role=_role(chosen.role, region),
         environment=_environment(chosen.environment),
         wait=_boolean("wait", chosen.wait),
         sdk=_choice("sdk", chosen.sdk, ("auto", "v3", "v2")),
         telemetry=_boolean("telemetry", chosen.telemetry),
         region=region,
         bucket=bucket,
-        image_uri=check_image_uri(chosen.image_uri or project.image_uri, region),
+        image_uri=check_image_uri(_or(chosen.image_uri, project.image_uri), region),
     )
 
 
-def check_image_uri(uri: str, region: str) -> str:
+def check_image_uri(uri: object, region: str) -> str:
     """A private ECR image in the job's region: the only kind a SageMaker training job can pull."""
-    expected = "<12-digit account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag]"
-    if not isinstance(uri, str):
-        raise LaunchError(f"image_uri={uri!r} must be text: {expected}")
-    found = ECR_IMAGE.match(uri)
-    if found is None:
-        if "public.ecr.aws" in uri or ".dkr.ecr." not in uri:
-            raise LaunchError(
-                f"image_uri={uri!r} is not a private ECR image: SageMaker training pulls from ECR "
-                "in your account. "
-                f"Push the training image with `make image` and use its URI, {expected}"
-            )
-        raise LaunchError(
-            f"image_uri={uri!r} is malformed: expected {expected} "
-            "(lowercase repository, optional :tag or @sha256:digest)"
-        )
-    if found["region"] != region:
-        raise LaunchError(
-            f"image_uri={uri!r} is in region {found['region']} but the job runs in {region}: SageMaker pulls "
-            "the image from the job's region; push the image there, or change region"
-        )
-    if bool(found["cn"]) != region.startswith("cn-"):
-        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-        raise LaunchError(f"image_uri={uri!r}: ECR hosts in {region} end in {suffix}; fix the host name")
-    return uri
+    return _checked(lambda value, name: rules.ecr_image_uri(value, name, region), "image_uri", uri)
 
 
 def require_role(settings: Settings) -> str | None:
@@ -246,10 +209,19 @@ def _known(overrides: Mapping[str, object]) -> dict:
     return dict(overrides)
 
 
-def _match(name: str, value: object, pattern: re.Pattern, what: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
-        raise LaunchError(f"{name}={value!r} is not {what}: fix it here or in project.toml")
-    return value
+def _or(chosen: object, default: object) -> object:
+    """The chosen value, or project.toml's when none was chosen (None or "")."""
+    return default if chosen is None or chosen == "" else chosen
+
+
+def _checked(rule, name: str, value: object):
+    """``value`` by its rule in template_runtime/rules.py; a refusal becomes a LaunchError naming it."""
+    try:
+        return rule(value, name)
+    except rules.RuleError as error:
+        raise LaunchError(
+            f"{error} (set {name} in the notebook's parameters cell or with --set {name}=...)"
+        ) from None
 
 
 def _boolean(name: str, value: object) -> bool:
@@ -305,41 +277,25 @@ def _max_wait(value: object, max_run: int, use_spot: bool) -> int | None:
 
 def _build_location(value: object, bucket: str) -> tuple[str, str]:
     """``key`` in the project's bucket, or a full ``s3://bucket/key``."""
-    if not isinstance(value, str) or not value.strip().strip("/"):
-        raise LaunchError(
-            f"build_key={value!r}: set the S3 key of the zipped Unity build "
-            "(project.toml [unity_build] zip_key)"
-        )
-    text = value.strip()
-    if text.startswith("s3://"):
-        bucket, _, text = text[5:].partition("/")
-        _match("build_key", bucket, BUCKET, "s3://<bucket>/<key> with a valid bucket name")
-    key = text.lstrip("/")
-    if not key.endswith(".zip"):
-        raise LaunchError(f"build_key={value!r} must name a .zip (the zipped Unity Linux build)")
-    return bucket, key
+    if isinstance(value, str) and value.startswith("s3://"):
+        return _checked(rules.s3_uri, "build_key", value)
+    return bucket, _checked(rules.build_zip_key, "build_key", value)
 
 
 def _base_job_name(value: object, slug: str, entry_name: str) -> str:
     if value is None:
         algorithm = entry_name.removesuffix(".py").removesuffix("_trainer")
         value = re.sub(r"[^a-zA-Z0-9]+", "-", f"{slug}-{algorithm}").strip("-")[:48].rstrip("-")
-    return _match(
-        "base_job_name",
-        value,
-        BASE_JOB_NAME,
-        "1-48 letters, digits and hyphens, starting and ending with a letter or digit",
-    )
+    return _checked(rules.base_job_name, "base_job_name", value)
 
 
-def _role(value: object) -> str | None:
+def _role(value: object, region: str) -> str | None:
+    name = "role"
     if value is None:
-        value = os.environ.get(ROLE_ENV) or None
+        value, name = os.environ.get(ROLE_ENV) or None, f"${ROLE_ENV}"
         if value is None:
             return None  # require_role decides, when a role is needed
-    return _match(
-        "role", value, ROLE_ARN, "an IAM role ARN like 'arn:aws:iam::123456789012:role/SageMakerRole'"
-    )
+    return _checked(lambda role, field: rules.role_arn(role, field, region), name, value)
 
 
 def _json_text(name: str, value: object) -> object:
@@ -358,7 +314,7 @@ def _environment(value: object) -> dict:
         raise LaunchError(f"environment={value!r} must be a dict of NAME: value")
     result = {}
     for name, item in value.items():
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise LaunchError(f"environment: {name!r} is not a valid variable name (letters, digits, _)")
         if isinstance(item, (dict, list)) or item is None:
             raise LaunchError(f"environment[{name!r}]={item!r} must be text or a number")

@@ -7,8 +7,8 @@ compiled ``tf.function``. Continuous (Gaussian), discrete and multi-discrete act
 observations (normalised) or a camera (a small CNN). Parallel envs: ``num_envs`` Unity instances, and
 with ``multiagent=True`` every agent of each instance.
 
-    python src/ppo_trainer.py --local --zip_env_name builds/3DBall.zip --env_file 3DBall
-    python src/ppo_trainer.py --local ... --num_envs 2 --checkpoint_dir runs/ppo-ckpt   # resumable
+    python src/ppo_trainer.py --local                         # the build named in project.toml
+    python src/ppo_trainer.py --local --num_envs 2 --checkpoint_dir runs/ppo-ckpt   # resumable
 
 Results: the policy as a SavedModel in model_dir/1 (``serving_default``: observations -> actions),
 metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpoints in checkpoint_dir
@@ -23,47 +23,27 @@ from collections import deque
 import numpy as np
 import tensorflow as tf
 from gym import spaces
-from tqdm import tqdm
 
+from template_runtime.metrics import plot_learning_curve
 from template_runtime.tf_blocks import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
     export_policy,
     orthogonal,
-    plot_learning_curve,
-    report,
     restore_training_state,
     save_training_state,
 )
-from template_runtime.vec_env import open_parallel_envs
 from trainer import ConfigError, Trainer
 
 config = {
-    # The Unity build and environment (trainer.DEFAULT_CONFIG explains every key; for local runs
-    # project.toml's [unity_build] section wins over the first four).
-    "bucket": "",
-    "zip_env_name": "builds/3DBall.zip",
-    "build_folder": "unity_build",
-    "env_file": "3DBall",
-    "worker_id": 0,
-    "use_visual": False,
-    "use_uint8_visual": False,
-    "multiagent": True,  # every agent of the build is a parallel env (Unity's 3DBall has 12)
-    "flatten_branched": False,
-    "allow_multiple_visual_obs": False,
-    "no_graphics": True,
-    "additional_args": [
-        "--agents",
-        "16",
-    ],  # sim: 16 agents in the simulated build (a Unity player ignores it)
-    "seed": 0,
-    "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job, <run>/checkpoints locally
+    # The env keys this trainer sets differently from trainer.DEFAULT_CONFIG (which has them all).
+    "multiagent": True,  # every agent of the build is a row of the batch (Unity's 3DBall has 12)
+    "additional_args": ["--agents", "16"],  # sim: 16 agents in the simulated build (Unity ignores it)
     # PPO. Published defaults (Stable-Baselines3 / CleanRL continuous) unless marked "sim": tuned for the
-    # simulated 3DBall with 16 agents (with one agent per env, use SB3's n_steps 2048 and batch_size 64).
-    "total_timesteps": 200_000,  # sim: agent steps over all envs and agents (the sim balances by ~150k)
-    "num_envs": 1,  # Unity instances run in parallel, each on its own worker_id
-    "n_steps": 256,  # sim (SB3: 2048); steps per env (agent) per rollout
+    # simulated 3DBall with 16 agents (with one agent per instance, use SB3's n_steps 2048, batch_size 64).
+    "total_timesteps": 200_000,  # sim: agent steps over all instances and agents (the sim balances by ~150k)
+    "n_steps": 256,  # sim (SB3: 2048); steps per agent per rollout
     "batch_size": 256,  # sim (SB3: 64); minibatch size
     "n_epochs": 10,  # passes over each rollout
     "learning_rate": 3e-4,
@@ -81,7 +61,7 @@ config = {
     "checkpoint_frequency": 20_000,  # steps between checkpoints (also saved at the end and on SIGTERM)
     "window": 100,  # episode_reward_mean is over the last `window` episodes
 }
-POSITIVE = ("total_timesteps", "num_envs", "n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range")
+POSITIVE = ("total_timesteps", "n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range")
 POSITIVE += ("checkpoint_frequency", "window")
 
 
@@ -274,18 +254,26 @@ class Learner(tf.Module):
 
 
 class PPOTrainer(Trainer):
+    metrics = (
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "explained_variance",
+        "learning_rate",
+    )
     checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
 
     def run(self) -> dict:
         c = self.config
         hidden = check_hyperparameters(c, POSITIVE, ("gamma", "gae_lambda"))
-        envs = open_parallel_envs(self, self.download_unity_env(), c["num_envs"])
-        with envs:
+        with self.make_vec_env() as envs:
             obs = envs.reset()
-            n, steps = envs.num_envs, c["n_steps"]
+            n, steps = envs.num_agents, c["n_steps"]
             if c["batch_size"] > n * steps:
                 raise ConfigError(
-                    f"batch_size={c['batch_size']} is more than a rollout ({n} envs x {steps} "
+                    f"batch_size={c['batch_size']} is more than a rollout ({n} agents x {steps} "
                     "n_steps): lower batch_size or raise n_steps"
                 )
             agent = Agent(
@@ -298,6 +286,7 @@ class PPOTrainer(Trainer):
             if agent.normalize and "obs_mean" in arrays:
                 normalize.load(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"])
             recent_returns = deque(state.get("recent_returns", []), maxlen=c["window"])
+            recent_lengths = deque(maxlen=c["window"])
             policy = NumpyPolicy(agent, self.rng)
 
             def checkpoint():
@@ -310,15 +299,14 @@ class PPOTrainer(Trainer):
                     }
                 save_training_state(self, global_step, learner, extra, recent_returns)
 
-            # Rollout storage: one row per step, one column per env (agent).
+            # Rollout storage: one row per step, one column per agent.
             obs_buf = np.zeros((steps, n, *obs.shape[1:]), obs.dtype if agent.visual else np.float32)
             raw_buf = np.zeros_like(obs_buf)  # unnormalised, to update the normaliser after the rollout
             act_buf = np.zeros((steps, n, len(agent.branches) or envs.action_space.shape[0]), np.float32)
             logp_buf, value_buf, reward_buf, ended_buf = (np.zeros((steps, n), np.float32) for _ in range(4))
             single_branch = isinstance(envs.action_space, spaces.Discrete)
 
-            writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
-            bar = tqdm(total=c["total_timesteps"], initial=global_step, unit="step", disable=not self.local)
+            bar = self.progress_bar(c["total_timesteps"], initial=global_step)
             started, start_step, last_checkpoint = time.perf_counter(), global_step, global_step
             while global_step < c["total_timesteps"] and not self.stop_requested:
                 for t in range(steps):
@@ -328,11 +316,12 @@ class PPOTrainer(Trainer):
                     act_buf[t] = actions
                     if not agent.branches:
                         actions = np.clip(actions, -1.0, 1.0)
-                    obs, rewards, terminated, truncated, final_obs = envs.step(
+                    obs, rewards, terminated, truncated, infos = envs.step(
                         actions[:, 0] if single_branch else actions
                     )
                     for row in np.flatnonzero(truncated):  # cut by the step limit: bootstrap the last state
-                        rewards[row] += c["gamma"] * policy.value(normalize(final_obs[row][None]))[0]
+                        last = infos[row]["terminal_observation"][None]
+                        rewards[row] += c["gamma"] * policy.value(normalize(last))[0]
                     reward_buf[t], ended_buf[t] = rewards, terminated | truncated
                     bar.update(n)
                     if self.stop_requested:
@@ -364,27 +353,26 @@ class PPOTrainer(Trainer):
                 if agent.normalize:  # statistics including this rollout, used from the next one on
                     normalize.update(raw_buf.reshape(n * steps, -1))
 
-                recent_returns.extend(episode_return for episode_return, _ in envs.pop_finished())
+                finished = envs.pop_finished()
+                recent_returns.extend(episode.reward for episode in finished)
+                recent_lengths.extend(episode.length for episode in finished)
                 explained = 1 - np.var(returns - value_buf) / np.var(returns) if np.var(returns) else np.nan
-                with tqdm.external_write_mode():
-                    line = self.log_metrics(
-                        global_step,
-                        episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
-                        fps=(global_step - start_step) / (time.perf_counter() - started),
-                        policy_loss=stats[0],
-                        value_loss=stats[1],
-                        entropy=stats[2],
-                        approx_kl=stats[3],
-                        clip_fraction=stats[4],
-                        explained_variance=explained,
-                        learning_rate=float(learning_rate),
-                    )
-                report(writer, bar, line)
+                self.log_metrics(
+                    global_step,
+                    episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
+                    episode_length_mean=np.mean(recent_lengths) if recent_lengths else np.nan,
+                    fps=(global_step - start_step) / (time.perf_counter() - started),
+                    policy_loss=stats[0],
+                    value_loss=stats[1],
+                    entropy=stats[2],
+                    approx_kl=stats[3],
+                    clip_fraction=stats[4],
+                    explained_variance=explained,
+                    learning_rate=float(learning_rate),
+                )
                 if global_step - last_checkpoint >= c["checkpoint_frequency"]:
                     checkpoint()
                     last_checkpoint = global_step
-            bar.close()
-            writer.close()
             if global_step != last_checkpoint or not state:
                 checkpoint()
 

@@ -7,8 +7,7 @@ Q-network is TensorFlow variables, acting is a NumPy forward pass of a copy of t
 per step would cost more than the Unity round trip), and the gradient steps are one compiled
 ``tf.function``. Continuous actions need ppo_trainer.py.
 
-    python src/tf_trainer.py --local --zip_env_name builds/3DBall.zip --env_file 3DBall \\
-        --additional_args "--action-type discrete"
+    python src/tf_trainer.py --local            # the simulated build, with discrete actions (see config)
 
 Results: the greedy policy as a SavedModel in model_dir/1 (``serving_default``: observations ->
 actions), metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpoints (with
@@ -23,49 +22,33 @@ from collections import deque
 import numpy as np
 import tensorflow as tf
 from gym import spaces
-from tqdm import tqdm
 
+from template_runtime.metrics import plot_learning_curve
 from template_runtime.tf_blocks import (
     Adam,
     ConvEncoder,
     check_hyperparameters,
     export_policy,
     orthogonal,
-    plot_learning_curve,
-    report,
     restore_training_state,
     save_training_state,
 )
-from template_runtime.vec_env import open_parallel_envs
 from trainer import ConfigError, Trainer
 
 config = {
-    # The Unity build and environment (trainer.DEFAULT_CONFIG explains every key; for local runs
-    # project.toml's [unity_build] section wins over the first four).
-    "bucket": "",
-    "zip_env_name": "builds/3DBall.zip",
-    "build_folder": "unity_build",
-    "env_file": "3DBall",
-    "worker_id": 0,
-    "use_visual": False,
-    "use_uint8_visual": False,
-    "multiagent": True,  # sim: every agent of the build is a parallel env (more data per Unity step)
+    # The env keys this trainer sets differently from trainer.DEFAULT_CONFIG (which has them all).
+    "multiagent": True,  # sim: every agent of the build is a row of the batch (more data per Unity step)
     "flatten_branched": True,  # DQN needs one Discrete action: several branches become their product
-    "allow_multiple_visual_obs": False,
-    "no_graphics": True,
     "additional_args": ["--action-type", "discrete", "--agents", "16"],  # sim: the simulated build's options
-    "seed": 0,
-    "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job, <run>/checkpoints locally
     # DQN. Published defaults (Stable-Baselines3's DQN) unless marked "sim" (tuned for the simulated 3DBall).
-    "total_timesteps": 150_000,  # sim: agent steps over all envs
-    "num_envs": 1,  # Unity instances run in parallel, each on its own worker_id
+    "total_timesteps": 150_000,  # sim: agent steps over all instances and agents
     "learning_rate": 1e-3,  # sim (SB3: 1e-4)
     "buffer_size": 100_000,  # sim (SB3: 1_000_000); transitions kept for replay
     "learning_starts": 1_000,  # sim (SB3: 100); random actions until the buffer holds this many
     "batch_size": 128,  # sim (SB3: 32)
     "gamma": 0.99,
     "tau": 1.0,  # target network update: 1 = copy, < 1 = Polyak averaging
-    "train_frequency": 1,  # sim (SB3: 4); env steps (all envs at once) between training rounds
+    "train_frequency": 1,  # sim (SB3: 4); env steps (all agents at once) between training rounds
     "gradient_steps": 1,  # gradient steps per training round
     "target_update_interval": 2_000,  # sim (SB3: 10_000); agent steps between target network updates
     "exploration_fraction": 0.2,  # sim (SB3: 0.1); share of total_timesteps over which epsilon decays
@@ -79,7 +62,7 @@ config = {
 }
 
 
-POSITIVE = ("total_timesteps", "num_envs", "learning_rate", "buffer_size", "batch_size", "train_frequency")
+POSITIVE = ("total_timesteps", "learning_rate", "buffer_size", "batch_size", "train_frequency")
 POSITIVE += ("gradient_steps", "target_update_interval", "checkpoint_frequency", "window")
 UNIT = ("gamma", "tau", "exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
 
@@ -250,16 +233,16 @@ def _huber(error):
 
 
 class DQNTrainer(Trainer):
+    metrics = ("loss", "q_values", "epsilon", "replay_size")
     checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
 
     def run(self) -> dict:
         c = self.config
         hidden = check_hyperparameters(c, POSITIVE, UNIT)
-        envs = open_parallel_envs(self, self.download_unity_env(), c["num_envs"])
-        with envs:
+        with self.make_vec_env() as envs:
             num_actions = check_action_space(envs.action_space)
             obs = envs.reset()
-            n, space = envs.num_envs, envs.observation_space
+            n, space = envs.num_agents, envs.observation_space
             q, target = (QNetwork(space, num_actions, hidden, self.rng) for _ in range(2))
             learner = Learner(
                 q, target, {k: float(c[k]) for k in ("gamma", "tau", "max_grad_norm", "learning_rate")}
@@ -270,14 +253,14 @@ class DQNTrainer(Trainer):
             if "replay_obs" in arrays:
                 buffer.load(arrays)
             recent_returns = deque(state.get("recent_returns", []), maxlen=c["window"])
+            recent_lengths = deque(maxlen=c["window"])
             greedy_q = NumpyQ(q)
 
             def checkpoint():
                 extra = buffer.arrays() if c["save_replay_buffer"] else {}
                 save_training_state(self, global_step, learner, extra, recent_returns)
 
-            writer = tf.summary.create_file_writer(str(self.output_dir / "tensorboard"))
-            bar = tqdm(total=c["total_timesteps"], initial=global_step, unit="step", disable=not self.local)
+            bar = self.progress_bar(c["total_timesteps"], initial=global_step)
             started, start_step, last_checkpoint = time.perf_counter(), global_step, global_step
             last_log, last_target, env_steps, stats = global_step, global_step, 0, np.full(2, np.nan)
             while global_step < c["total_timesteps"] and not self.stop_requested:
@@ -290,10 +273,10 @@ class DQNTrainer(Trainer):
                 greedy = self.rng.random(n) >= epsilon
                 if len(buffer) >= c["learning_starts"] and greedy.any():
                     actions[greedy] = greedy_q(obs[greedy]).argmax(axis=1)
-                next_obs, rewards, terminated, truncated, final_obs = envs.step(actions)
+                next_obs, rewards, terminated, truncated, infos = envs.step(actions)
                 stored_next = next_obs.copy()
-                for row, last in final_obs.items():  # after an episode ends, next_obs is the next episode's
-                    stored_next[row] = last
+                for row in np.flatnonzero(terminated | truncated):  # next_obs is the next episode's start
+                    stored_next[row] = infos[row]["terminal_observation"]
                 buffer.add(obs, stored_next, actions, rewards, terminated)
                 obs, global_step, env_steps = next_obs, global_step + n, env_steps + 1
                 bar.update(n)
@@ -305,25 +288,24 @@ class DQNTrainer(Trainer):
                     if global_step - last_target >= c["target_update_interval"]:
                         learner.update_target(tau=c["tau"])
                         last_target = global_step
-                recent_returns.extend(episode_return for episode_return, _ in envs.pop_finished())
+                finished = envs.pop_finished()
+                recent_returns.extend(episode.reward for episode in finished)
+                recent_lengths.extend(episode.length for episode in finished)
                 if global_step - last_log >= 1000:  # a line per ~1000 steps, not per step
                     last_log = global_step
-                    with tqdm.external_write_mode():
-                        line = self.log_metrics(
-                            global_step,
-                            episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
-                            fps=(global_step - start_step) / (time.perf_counter() - started),
-                            loss=stats[0],
-                            q_values=stats[1],
-                            epsilon=epsilon,
-                            replay_size=len(buffer),
-                        )
-                    report(writer, bar, line)
+                    self.log_metrics(
+                        global_step,
+                        episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
+                        episode_length_mean=np.mean(recent_lengths) if recent_lengths else np.nan,
+                        fps=(global_step - start_step) / (time.perf_counter() - started),
+                        loss=stats[0],
+                        q_values=stats[1],
+                        epsilon=epsilon,
+                        replay_size=len(buffer),
+                    )
                 if global_step - last_checkpoint >= c["checkpoint_frequency"] or self.stop_requested:
                     checkpoint()
                     last_checkpoint = global_step
-            bar.close()
-            writer.close()
             if global_step != last_checkpoint or not state:
                 checkpoint()
 

@@ -1,26 +1,37 @@
 """Trainer and LocalTrainer: the base class every training script in src/ extends.
 
-A training script is a file with a module-level ``config`` dict, a ``Trainer`` subclass that
-implements ``run()``, and a main guard (random_trainer.py is the example to copy). The script only
-deals with an env, ``self.config`` and folders to write to; this module does the rest:
+A training script is a file with a module-level ``config`` dict (its own hyperparameters; the keys
+below in ``DEFAULT_CONFIG`` are there too), a ``Trainer`` subclass that implements ``run()`` and
+lists the metrics it reports, and a main guard. random_trainer.py is the example to copy:
 
-* config: DEFAULT_CONFIG < the script's ``config`` < project.toml build settings (local runs only)
-  < hyperparameters (``SM_HPS`` in a job, then ``--key value``); each value keeps the type of the
-  layer below it, so ``--use_visual false`` is the bool False;
-* the Unity build: a zip in S3, a SageMaker input channel, or a zip/folder on disk
-  (template_runtime/build.py);
-* the environment: ``UnityEnvironment`` plus the gym wrapper, or the multi-agent env
-  (template_runtime/unity.py), always closed again, including on exceptions, SIGTERM (SageMaker
-  stop, spot interruption) and Ctrl-C;
-* where results go: SageMaker's folders inside a job, ``runs/<name>-<YYYYmmdd-HHMMSS>/`` locally.
+    class MyTrainer(Trainer):
+        metrics = ("my_loss",)                       # charted by SageMaker, besides base_metrics
+
+        def run(self):
+            with self.make_vec_env() as envs:        # num_envs Unity instances, num_agents agents
+                obs = envs.reset()
+                while ...:
+                    obs, rewards, terminated, truncated, infos = envs.step(actions)
+                    self.log_metrics(step, episode_reward_mean=..., my_loss=...)
+            # save into self.model_dir; other results into self.output_dir
+
+The script only deals with envs, ``self.config`` and folders; the template's runtime
+(``template_runtime/``) does the rest: config layers and types (DEFAULT_CONFIG < the script's
+``config`` < project.toml's build settings (local runs) < SM_HPS in a job < ``--key value``, each
+value keeping its type), getting the Unity build (S3, a SageMaker input channel, or a zip or folder
+on disk), starting and always closing the Unity players (on exceptions, SIGTERM from a SageMaker
+stop or spot interruption, Ctrl-C), and where results go (SageMaker's folders inside a job,
+``runs/<name>-<YYYYmmdd-HHMMSS>/`` locally).
 """
 
 from __future__ import annotations
 
+import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
+
+# isort: split
 import functools
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -31,16 +42,11 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
-
-# isort: split
 import numpy as np
 from mlagents_envs.environment import UnityEnvironment
-from mlagents_envs.exception import UnityException, UnityWorkerInUseException
 
 from template_runtime import build as unity_build
 from template_runtime.config import (
-    MAX_WORKER_ID,
     ConfigError,
     in_sagemaker_job,
     merge_config,
@@ -49,14 +55,15 @@ from template_runtime.config import (
     read_sm_hps,
     validate_config,
 )
+from template_runtime.metrics import BASE_METRICS, MetricsLog
 from template_runtime.unity import (
-    MultiAgentUnityEnv,
+    EnvSettings,
     RunningPlayer,
     UnityEnvOptionError,
     make_single_agent_env,
-    port_in_use,
-    side_channels,
+    start_player,
 )
+from template_runtime.vec_env import UnityVecEnv, open_vec_env
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -70,32 +77,32 @@ __all__ = [
 logger = logging.getLogger("trainer")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-WORKER_ID_ATTEMPTS = 32
 SAGEMAKER_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")  # SageMaker syncs it with checkpoint_s3_uri
 
 DEFAULT_CONFIG: dict[str, object] = {
     # The Unity Linux build. In a SageMaker job: the zip s3://<bucket>/<zip_env_name>, or the input
     # channel <build_channel> if the job has one; locally: the zip <zip_env_name> on disk, or the
     # already extracted <build_folder>. Relative paths: to the working directory in a job, to the
-    # repo locally.
-    "bucket": "",
-    "zip_env_name": "",
-    "build_folder": "unity_build",
+    # repo locally. Local runs take these four from project.toml unless given here or as --key value.
+    "bucket": "",  # the S3 bucket of the zipped build (a job's launcher sets it)
+    "zip_env_name": "",  # the zipped build: an S3 key in bucket, s3://bucket/key, or a zip on disk
+    "build_folder": "unity_build",  # where the build is extracted (a folder the trainer owns)
     "env_file": "",  # the player in the build, with or without .x86_64 ("" = the only one there is)
     "build_channel": "env",  # a job started with fit({"env": "s3://.../build.zip"}) has channel "env"
     # The environment (the original template's options, same meaning).
+    "num_envs": 1,  # Unity instances run in parallel, each in a worker process on its own worker_id
     "worker_id": 0,  # the player talks on port 5005 + worker_id; the next free id is taken if it is busy
     "use_visual": False,  # observe the camera (True) or the vector observations (False)
     "use_uint8_visual": False,  # visual observations as uint8 0-255 instead of float 0-1
-    "multiagent": False,  # every agent of the behaviour, as lists (template_runtime.unity.MultiAgentUnityEnv)
+    "multiagent": False,  # drive every agent of the build (each is one row of the batch), not only one
     "flatten_branched": False,  # several discrete branches become one Discrete (else MultiDiscrete)
-    "allow_multiple_visual_obs": False,  # a list of every visual observation instead of the first
+    "allow_multiple_visual_obs": False,  # get_gym_env: a tuple of every camera instead of the first
     "no_graphics": True,  # start the player with -nographics -batchmode (False only for cameras on a GPU)
     "additional_args": [],  # extra command-line arguments for the player
     "env_parameters": {},  # name -> float, sent through the EnvironmentParametersChannel
     "time_scale": 20.0,  # Unity Time.timeScale (mlagents-learn's default: physics 20x faster than real time)
     "timeout_wait": 60,  # seconds to wait for the player to connect, and to quit
-    "seed": 0,
+    "seed": 0,  # seeds the trainer's random generator (self.rng) and the players (instance i: seed + i)
     # Where results go.
     "checkpoint_dir": "",  # "" = /opt/ml/checkpoints in a job (synced to S3), <run>/checkpoints locally
     "runs_dir": "runs",  # local runs write to <runs_dir>/<name>-<YYYYmmdd-HHMMSS>/
@@ -111,21 +118,20 @@ class TrainingStopped(BaseException):  # noqa: N818  (like KeyboardInterrupt, no
         self.signum = signum
 
 
-# ----------------------------------------------------------------------------------------------
-# The trainer
-
-
 class Trainer(ABC):
     """Base class of a training script: subclass it, implement ``run()``, call it from a main guard.
 
-    In ``run()``: ``path = self.download_unity_env()``, then ``with self.get_gym_env(path) as env:``;
-    save the model in ``self.model_dir``, other results in ``self.output_dir``, checkpoints in
-    ``self.checkpoint_dir``; report progress with ``self.log_metrics(step, ...)``. SIGTERM/Ctrl-C
+    In ``run()``: ``with self.make_vec_env() as envs:`` (or, for one agent and gym code,
+    ``self.get_gym_env(self.download_unity_env())``); save the model in ``self.model_dir``, other
+    results in ``self.output_dir``, checkpoints in ``self.checkpoint_dir``; report progress with
+    ``self.log_metrics(step, name=value, ...)``, declaring the names in ``metrics``. SIGTERM/Ctrl-C
     raise ``TrainingStopped`` inside ``run()``, unless the class sets ``checks_stop_requested = True``
     and returns by itself once ``self.stop_requested`` is set. ``run()`` is wrapped (see
     ``__init_subclass__``) so every Unity player it started is closed however it ends.
     """
 
+    base_metrics: tuple[str, ...] = BASE_METRICS  # every trainer reports these
+    metrics: tuple[str, ...] = ()  # a subclass's own metric names (a literal tuple: the launcher reads it)
     checks_stop_requested: bool = False
     local_only: bool = False
     name: str = ""  # prefix of local run folders; "" = the script's file name without "_trainer"
@@ -154,7 +160,9 @@ class Trainer(ABC):
         self.run_name = self.name or _script_name(type(self))
         self._started = datetime.now()
         self._run_dir: Path | None = None
-        self._players: list[RunningPlayer] = []
+        self._open: list[RunningPlayer | UnityVecEnv] = []
+        self._metrics_log: MetricsLog | None = None
+        self._progress = None
         self._stop_signal: int | None = None
         self._stop_callbacks: list[Callable[[int], None]] = []
         self._in_run = False
@@ -214,87 +222,79 @@ class Trainer(ABC):
 
     # ---- the environment ----------------------------------------------------------------------
 
+    def env_settings(self) -> EnvSettings:
+        """The config's env keys as the runtime takes them (player logs go to output_dir/unity_logs)."""
+        return EnvSettings.from_config(self.config, self.output_dir / "unity_logs")
+
+    def make_vec_env(self, unity_file: str | os.PathLike | None = None, num_envs: int | None = None):
+        """``num_envs`` (default: the config's) Unity instances of the build as one ``UnityVecEnv``:
+        every agent a row of ``obs``, ``step(actions) -> obs, rewards, terminated, truncated, infos``
+        (template_runtime/vec_env.py). Closed with ``with``, or at the end of run() in any case."""
+        unity_file = unity_file if unity_file is not None else self.download_unity_env()
+        count = self.config["num_envs"] if num_envs is None else num_envs
+        envs = open_vec_env(unity_file, self.env_settings(), count)
+        self._open.append(envs)
+        self.worker_id = envs.instances[0].worker_id
+        return envs
+
     def get_unity_env(self, unity_file: str | os.PathLike) -> UnityEnvironment:
-        """The low-level ``UnityEnvironment`` (for several behaviours or your own wrapper)."""
-        c = self.config
-        _check_launchable(str(unity_file))
-        # The simulated build (unity_sim/) is a Python program; by default it runs on this
-        # interpreter, which has its packages. A real Unity build ignores the variable.
-        os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
-        first = self.config["worker_id"]
-        last = min(first + WORKER_ID_ATTEMPTS, MAX_WORKER_ID + 1)  # port 5005 + worker_id <= 65535
-        for worker_id in range(first, last):
-            port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
-            try:
-                if port_in_use(port):
-                    raise UnityWorkerInUseException(worker_id)
-                env = UnityEnvironment(
-                    file_name=str(unity_file),
-                    worker_id=worker_id,
-                    seed=self.seed,
-                    no_graphics=c["no_graphics"],
-                    timeout_wait=c["timeout_wait"],
-                    additional_args=list(c["additional_args"]),
-                    side_channels=side_channels(c["env_parameters"], c["time_scale"]),
-                    log_folder=str(self.output_dir / "unity_logs"),
-                )
-            except UnityWorkerInUseException:
-                logger.warning(
-                    "worker_id %d (port %d) is in use; trying worker_id %d", worker_id, port, worker_id + 1
-                )
-                continue
-            except UnityException as error:
-                log = self.output_dir / "unity_logs" / f"Player-{worker_id}.log"
-                raise RuntimeError(
-                    f"the Unity player {unity_file} did not start: {error} (its log, if any: {log})"
-                ) from error
-            if worker_id != first:
-                logger.warning(
-                    "using worker_id %d (port %d) because worker_id %d was in use", worker_id, port, first
-                )
-            self.worker_id = worker_id
-            self._players.append(RunningPlayer(env, getattr(env, "_process", None)))
-            return env
-        raise RuntimeError(
-            f"worker_id {first} to {last - 1} are all in use: stop other Unity "
-            "players or set worker_id higher"
-        )
+        """The low-level ``UnityEnvironment`` (for several behaviours, or your own wrapper)."""
+        player = start_player(unity_file, self.env_settings())
+        self._open.append(player)
+        self.worker_id = player.worker_id
+        return player.env
 
     def get_gym_env(self, unity_file: str | os.PathLike):
-        """A gym env (or, with ``multiagent``, a ``MultiAgentUnityEnv``) honouring the config's options."""
+        """A gym env for a build with one agent (the seed's API: ``reset() -> obs``, ``step(action) ->
+        obs, reward, done, info``), honouring the config's observation and action options."""
+        if self.config["multiagent"]:
+            raise UnityEnvOptionError(
+                "get_gym_env gives one agent's gym env; with multiagent=True use self.make_vec_env(), "
+                "where every agent is a row of the batch"
+            )
         unity_env = self.get_unity_env(unity_file)
-        options = {
-            key: self.config[key]
-            for key in ("use_visual", "use_uint8_visual", "allow_multiple_visual_obs", "flatten_branched")
-        }
         try:
-            if self.config["multiagent"]:
-                env = MultiAgentUnityEnv(unity_env, seed=self.seed, **options)
-            else:
-                env = make_single_agent_env(unity_env, seed=self.seed, **options)
+            env = make_single_agent_env(unity_env, **self.env_settings().view_options)
         except BaseException as error:
             self.close_env(unity_env)
             if "only be one Agent" in str(error):
-                raise UnityEnvOptionError(f"{error}: set multiagent=True to drive them all") from error
+                raise UnityEnvOptionError(
+                    f"{error}: use self.make_vec_env() with multiagent=True to drive them all"
+                ) from error
             raise
-        self._players[-1].views += [env, getattr(env, "unwrapped", env)]
+        self._open[-1].views += [env, getattr(env, "unwrapped", env)]
         return env
 
     def close_env(self, env=None) -> None:
-        """Close one env (as returned by get_gym_env/get_unity_env) or, without argument, all of them."""
-        players = [p for p in self._players if env is None or env is p.env or any(env is v for v in p.views)]
-        if env is not None and not players:
+        """Close one env (as returned by make_vec_env/get_gym_env/get_unity_env) or, without argument,
+        every env this trainer opened."""
+        chosen = [
+            thing
+            for thing in self._open
+            if env is None
+            or env is thing
+            or (isinstance(thing, RunningPlayer) and (env is thing.env or any(env is v for v in thing.views)))
+        ]
+        if env is not None and not chosen:
             env.close()  # not one of ours: close it the ordinary way
-        for player in players:
+        errors = []
+        for thing in chosen:
             try:
-                player.close()
+                thing.close()
+            except Exception as error:  # close the others anyway
+                errors.append(error)
             finally:
-                self._players.remove(player)
+                self._open.remove(thing)
+        if errors:
+            raise errors[0]
 
     @property
     def unity_pids(self) -> list[int]:
         """Process ids of the Unity players this trainer started and has not closed yet."""
-        return [p.process.pid for p in self._players if p.process is not None]
+        pids = []
+        for thing in self._open:
+            pids += thing.unity_pids if isinstance(thing, UnityVecEnv) else [thing.pid] if thing.pid else []
+        return pids
 
     # ---- where results go ---------------------------------------------------------------------
 
@@ -307,6 +307,11 @@ class Trainer(ABC):
     def output_dir(self) -> Path:
         """Metrics, summaries, player logs: SM_OUTPUT_DATA_DIR in a job, <run>/output locally."""
         return self._folder("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data", "output")
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoard event files: output_dir/tensorboard (in output.tar.gz of a job)."""
+        return self.output_dir / "tensorboard"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -346,19 +351,38 @@ class Trainer(ABC):
         path = Path(value).expanduser()
         return path if path.is_absolute() else (REPO_ROOT if self.local else Path.cwd()) / path
 
-    def log_metrics(self, step: int, **metrics: float) -> str:
-        """Print ``step=1200 episode_reward_mean=0.53 fps=231.4`` on one line (the job's metric regexes
-        read it from the log) and append it to <output_dir>/metrics.jsonl for plotting."""
-        bad = [key for key in metrics if not key.isidentifier()]
-        if bad:
-            raise ValueError(f"metric names must be identifiers (letters, digits, _): {bad}")
-        values = {key: float(value) for key, value in metrics.items()}
-        line = " ".join([f"step={int(step)}"] + [f"{key}={value:.6g}" for key, value in values.items()])
-        print(line, flush=True)
-        record = {"step": int(step), **{k: (v if math.isfinite(v) else None) for k, v in values.items()}}
-        with open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
-        return line
+    # ---- reporting ----------------------------------------------------------------------------
+
+    def log_metrics(self, step: int, **metrics: float) -> dict[str, float]:
+        """Report ``metrics`` at ``step``: one line ``step=1200 episode_reward_mean=0.53 fps=231.4`` in
+        the log (the job's metric definitions read it), a record in output_dir/metrics.jsonl and
+        TensorBoard scalars; returns the values as logged (floats)."""
+        if self._metrics_log is None:
+            self._metrics_log = MetricsLog(
+                self.output_dir / "metrics.jsonl",
+                self.tensorboard_dir,
+                (*self.base_metrics, *self.metrics),
+                echo=self._echo,
+            )
+        logged = self._metrics_log.log(step, metrics)
+        if self._progress is not None:
+            shown = {"reward": logged.get("episode_reward_mean"), "fps": logged.get("fps")}
+            self._progress.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None})
+        return logged
+
+    def progress_bar(self, total: int, initial: int = 0):
+        """A tqdm progress bar for local runs (off in jobs, whose logs it would fill); metric lines
+        are printed above it. Closed at the end of run()."""
+        from tqdm import tqdm
+
+        self._progress = tqdm(total=total, initial=initial, unit="step", disable=not self.local)
+        return self._progress
+
+    def _echo(self, line: str) -> None:
+        if self._progress is not None and not self._progress.disable:
+            self._progress.write(line)
+        else:
+            print(line, flush=True)
 
     def write_json(self, name: str, data: object, folder: Path | None = None) -> Path:
         """Write ``data`` as JSON to <folder or output_dir>/<name>, whole or not at all."""
@@ -383,9 +407,8 @@ class Trainer(ABC):
         first = self._stop_signal is None
         self._stop_signal = self._stop_signal or signum
         if first:
-            logger.warning(
-                "received %s: stopping, the Unity player will be closed", signal.Signals(signum).name
-            )
+            name = signal.Signals(signum).name
+            logger.warning("received %s: stopping, the Unity player will be closed", name)
             for callback in self._stop_callbacks:
                 callback(signum)
             if self.checks_stop_requested:
@@ -403,6 +426,17 @@ class Trainer(ABC):
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+    def _finish(self) -> None:
+        """What run() leaves behind in any case: envs closed, progress bar and event files flushed."""
+        try:
+            self.close_env()
+        finally:
+            if self._progress is not None:
+                self._progress.close()
+                self._progress = None
+            if self._metrics_log is not None:
+                self._metrics_log.close()
 
 
 class LocalTrainer(Trainer):
@@ -433,7 +467,7 @@ def _guarded(run: Callable) -> Callable:
                 try:
                     result = run(self, *args, **kwargs)
                 finally:
-                    self.close_env()
+                    self._finish()
             if self.local and self._run_dir is not None:
                 logger.info("results in %s", self._run_dir)
             return result
@@ -452,17 +486,6 @@ def _guarded(run: Callable) -> Callable:
 def _jsonable(value: object) -> object:
     """NumPy scalars and arrays as numbers and lists; anything else as its text."""
     return value.tolist() if hasattr(value, "tolist") else str(value)
-
-
-def _check_launchable(unity_file: str) -> None:
-    """mlagents-envs deletes '.app', '.exe' and '.x86' wherever they appear in the path it is given."""
-    stem = unity_file.removesuffix(".x86_64").removesuffix(".x86")
-    for fragment in (".app", ".exe", ".x86"):
-        if fragment in stem:
-            raise unity_build.UnityBuildError(
-                f"mlagents-envs cannot start {unity_file}: it removes {fragment!r} anywhere in the path. "
-                f"Move the build (build_folder) to a folder whose path does not contain {fragment!r}"
-            )
 
 
 def _script_name(cls: type) -> str:

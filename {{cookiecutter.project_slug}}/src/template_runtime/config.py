@@ -12,15 +12,16 @@ import json
 import math
 import os
 import shlex
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+# project_file.ProjectFile field -> config key (project.toml's [unity_build] zip_key, folder, executable
+# and [aws] s3_bucket)
 PROJECT_SETTINGS = {
-    ("unity_build", "zip_key"): "zip_env_name",
-    ("unity_build", "folder"): "build_folder",
-    ("unity_build", "executable"): "env_file",
-    ("aws", "s3_bucket"): "bucket",
+    "build_key": "zip_env_name",
+    "build_folder": "build_folder",
+    "executable": "env_file",
+    "bucket": "bucket",
 }
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -358,27 +359,29 @@ def read_sm_hps() -> dict:
     return {k: v for k, v in values.items() if not k.startswith("sagemaker_")}
 
 
-# How an unrendered template file starts a placeholder (split so this file holds no placeholder itself).
-TEMPLATE_MARKER = "{" + "{ cookiecutter."
-
-
 def read_project_settings(path: Path, explicit: bool) -> dict:
-    """The build settings from the generated repo's project.toml, as config keys."""
+    """The build settings from the generated repo's project.toml, as config keys.
+
+    Read through template_runtime.project_file (the one reader of the file), so each value is
+    checked by the rule the template applied to it. The template's own unrendered project.toml
+    gives nothing (the code runs there in the template's tests).
+    """
+    from template_runtime import project_file  # here, not at the top: the launcher loads this file alone
+
     if not path.is_file():
         if explicit:
             raise ConfigError(f"project_file {path} does not exist: fix the path, or set project_file to ''")
         return {}
-    text = path.read_text(encoding="utf-8")
-    if TEMPLATE_MARKER in text:  # the template itself, not a generated repo
-        return {}
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML ({error}): fix it, or set project_file to ''") from error
+        found = project_file.read_project_file(path, PROJECT_SETTINGS, optional=PROJECT_SETTINGS)
+    except project_file.UnrenderedTemplateError:
+        return {}
+    except project_file.ProjectFileError as error:
+        raise ConfigError(f"project_file: {error}\n(or set project_file to '' to leave it out)") from None
     return {
-        key: data[table][name]
-        for (table, name), key in PROJECT_SETTINGS.items()
-        if name in data.get(table, {})
+        key: getattr(found, field)
+        for field, key in PROJECT_SETTINGS.items()
+        if getattr(found, field) is not None
     }
 
 

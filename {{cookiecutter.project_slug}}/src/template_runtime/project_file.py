@@ -1,8 +1,9 @@
 """The one reader of project.toml: the template's answers, typed and checked by rules.py.
 
 The launcher, the notebook-instance tool and LocalTrainer all read project.toml through
-``read_project_file``; every value passes the same rule the template checked it with, so a value
-edited by hand later is refused the same way (naming the file, the table and the key).
+``read_project_file``, each asking for the fields it uses; every value passes the same rule the
+template checked it with, so a value edited by hand later is refused the same way (naming the file,
+the table and the key).
 
 Standard library only (tomllib), like rules.py: the launcher's environment has no TensorFlow.
 """
@@ -10,14 +11,11 @@ Standard library only (tomllib), like rules.py: the launcher's environment has n
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-try:  # as part of the package (trainer, launcher with src/ on sys.path) or as a plain module
-    from template_runtime import rules
-except ImportError:  # pragma: no cover - loaded by file path
-    import rules  # type: ignore[no-redef]
+from template_runtime import rules
 
 FILE_NAME = "project.toml"
 # How an unrendered template file starts a placeholder (split so this file holds no placeholder itself).
@@ -34,45 +32,91 @@ class UnrenderedTemplateError(ProjectFileError):
 
 @dataclass(frozen=True)
 class ProjectFile:
-    """project.toml's values, every one checked."""
+    """project.toml's values, each checked by its rule; None for a field that was not asked for."""
 
     path: Path
-    name: str
-    slug: str
-    description: str
-    author: str
-    region: str
-    bucket: str
-    image_uri: str
-    instance_type: str
-    algorithm: str
-    entry_point: str
-    build_key: str
-    build_folder: str
-    executable: str
+    name: str | None = None
+    slug: str | None = None
+    description: str | None = None
+    author: str | None = None
+    region: str | None = None
+    bucket: str | None = None
+    image_uri: str | None = None
+    instance_type: str | None = None
+    role_arn: str | None = None  # optional: `make notebook` takes the notebook's role from here
+    algorithm: str | None = None
+    entry_point: str | None = None
+    build_key: str | None = None
+    build_folder: str | None = None
+    executable: str | None = None
 
 
-# (table, key) -> (ProjectFile field, rule); every entry is required.
-FIELDS: dict[tuple[str, str], tuple[str, Callable[[object, str], object]]] = {
-    ("project", "name"): ("name", rules.free_text),
-    ("project", "slug"): ("slug", rules.project_slug),
-    ("project", "description"): ("description", rules.free_text),
-    ("project", "author"): ("author", rules.free_text),
-    ("aws", "region"): ("region", rules.region),
-    ("aws", "s3_bucket"): ("bucket", rules.bucket),
-    ("aws", "ecr_image_uri"): ("image_uri", rules.ecr_image_uri),
-    ("aws", "instance_type"): ("instance_type", rules.training_instance_type),
-    ("training", "algorithm"): ("algorithm", rules.algorithm),
-    ("training", "entry_point"): ("entry_point", rules.entry_point),
-    ("unity_build", "zip_key"): ("build_key", rules.build_zip_key),
-    ("unity_build", "folder"): ("build_folder", rules.build_folder),
-    ("unity_build", "executable"): ("executable", rules.executable),
+# ProjectFile field -> ((table, key), rule)
+FIELDS: dict[str, tuple[tuple[str, str], Callable[[object, str], object]]] = {
+    "name": (("project", "name"), rules.free_text),
+    "slug": (("project", "slug"), rules.project_slug),
+    "description": (("project", "description"), rules.free_text),
+    "author": (("project", "author"), rules.free_text),
+    "region": (("aws", "region"), rules.region),
+    "bucket": (("aws", "s3_bucket"), rules.bucket),
+    "image_uri": (("aws", "ecr_image_uri"), rules.ecr_image_uri),
+    "instance_type": (("aws", "instance_type"), rules.training_instance_type),
+    "role_arn": (("aws", "role_arn"), rules.role_arn),
+    "algorithm": (("training", "algorithm"), rules.algorithm),
+    "entry_point": (("training", "entry_point"), rules.entry_point),
+    "build_key": (("unity_build", "zip_key"), rules.build_zip_key),
+    "build_folder": (("unity_build", "folder"), rules.build_folder),
+    "executable": (("unity_build", "executable"), rules.executable),
 }
+# What the template always writes (role_arn is the user's own addition).
+RENDERED_FIELDS = tuple(name for name in FIELDS if name != "role_arn")
 
 
-def read_project_file(path: str | Path) -> ProjectFile:
-    """Read and check ``path`` (a project.toml); ProjectFileError names every problem at once."""
-    path = Path(path)
+def where(field: str) -> str:
+    """How project.toml spells a field: '[aws] s3_bucket'."""
+    (table, key), _ = FIELDS[field]
+    return f"[{table}] {key}"
+
+
+def read_project_file(
+    path: str | Path, fields: Iterable[str] = RENDERED_FIELDS, optional: Iterable[str] = ()
+) -> ProjectFile:
+    """Read ``fields`` of ``path`` (a project.toml), each checked by its rule.
+
+    Every one of ``fields`` must be there, except those also in ``optional`` (None when absent).
+    ProjectFileError names the file and every problem at once ([table] key, value, what to do).
+    """
+    path, fields, optional = Path(path), tuple(fields), set(optional)
+    data = _load(path)
+    values, problems = {}, []
+    for field in fields:
+        (table, key), rule = FIELDS[field]
+        section = data.get(table, {})
+        if not isinstance(section, dict):
+            problems.append(
+                f"[{table}] is not a table: write it as a [{table}] header with key = value lines"
+            )
+        elif key in section:
+            try:
+                values[field] = rule(section[key], where(field))
+            except rules.RuleError as error:
+                problems.append(str(error))
+        elif field not in optional:
+            problems.append(f"{where(field)} is missing: add it (the template writes it; see its README)")
+    problems = list(dict.fromkeys(problems))  # a broken table once, not once per key
+    if not problems:
+        for check in (_image_in_region, _folder_holds_no_zip):
+            try:
+                check(values)
+            except rules.RuleError as error:
+                problems.append(str(error))
+    if problems:
+        listed = "".join(f"\n  - {problem}" for problem in problems)
+        raise ProjectFileError(f"{path} has values that cannot be used (fix them in the file):{listed}")
+    return ProjectFile(path=path, **values)
+
+
+def _load(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -89,39 +133,16 @@ def read_project_file(path: str | Path) -> ProjectFile:
             "generate a project with cookiecutter and run from the generated folder"
         )
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ProjectFileError(f"{path} is not valid TOML ({error}): fix the line it names") from None
-    values, problems = {}, []
-    for (table, key), (attribute, rule) in FIELDS.items():
-        where = f"[{table}] {key}"
-        section = data.get(table)
-        if not isinstance(section, dict):
-            keys = ", ".join(k for t, k in FIELDS if t == table)
-            problems.append(f"the table [{table}] is missing: add it, with {keys}")
-        elif key not in section:
-            problems.append(f"{where} is missing: add it (see the template's {FILE_NAME})")
-        else:
-            try:
-                values[attribute] = rule(section[key], where)
-            except rules.RuleError as error:
-                problems.append(str(error))
-    problems = list(dict.fromkeys(problems))  # a missing table once, not once per key
-    if not problems:
-        for check in (_image_in_region, _folder_holds_no_zip):
-            try:
-                check(values)
-            except rules.RuleError as error:
-                problems.append(str(error))
-    if problems:
-        listed = "".join(f"\n  - {problem}" for problem in problems)
-        raise ProjectFileError(f"{path} has values that cannot be used (fix them in the file):{listed}")
-    return ProjectFile(path=path, **values)
 
 
 def _image_in_region(values: dict) -> None:
-    rules.ecr_image_uri(values["image_uri"], "[aws] ecr_image_uri", values["region"])
+    if "image_uri" in values and "region" in values:
+        rules.ecr_image_uri(values["image_uri"], where("image_uri"), values["region"])
 
 
 def _folder_holds_no_zip(values: dict) -> None:
-    rules.build_folder(values["build_folder"], "[unity_build] folder", values["build_key"])
+    if "build_folder" in values and "build_key" in values:
+        rules.build_folder(values["build_folder"], where("build_folder"), values["build_key"])

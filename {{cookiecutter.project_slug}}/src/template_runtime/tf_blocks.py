@@ -7,14 +7,13 @@ An algorithm file should read top to bottom as the algorithm; what is not the al
 * ``orthogonal``, ``ConvEncoder``, ``Adam``: network building blocks whose state is plain variables;
 * ``save_training_state`` / ``restore_training_state``: checkpoints of variables, extra arrays, the
   step, the RNG state and recent returns (checkpoints.py: manifested, restored newest-usable-first);
-* ``report``: a logged metrics line to TensorBoard scalars and the progress bar;
-* ``export_policy``: the SavedModel with a ``serving_default`` signature;
-* ``plot_learning_curve``: metrics.jsonl to a PNG (matplotlib's Agg backend, no display needed).
+* ``export_policy``: the SavedModel with a ``serving_default`` signature.
+
+Metrics, TensorBoard and the learning curve are metrics.py's (no TensorFlow needed there).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -167,17 +166,6 @@ def restore_training_state(trainer, module: tf.Module, what: str) -> tuple[int, 
 # Reporting and results
 
 
-def report(writer, bar, line: str) -> None:
-    """Send a ``step=... key=value`` line from ``Trainer.log_metrics`` to TensorBoard and the progress bar."""
-    values = dict(pair.split("=", 1) for pair in line.split())
-    step = int(values.pop("step"))
-    metrics = {key: float(value) for key, value in values.items()}
-    write_scalars(writer, step, metrics)
-    bar.set_postfix(
-        reward=f"{metrics.get('episode_reward_mean', float('nan')):.2f}", fps=f"{metrics['fps']:.0f}"
-    )
-
-
 def export_policy(folder: Path, act, observation_space, owner: tf.Module) -> Path:
     """Save ``act`` (a batch of observations -> actions) as a SavedModel with a ``serving_default``
     signature taking one input, ``observations``, and returning ``{"actions": ...}``.
@@ -191,41 +179,3 @@ def export_policy(folder: Path, act, observation_space, owner: tf.Module) -> Pat
     module.serve = tf.function(lambda observations: {"actions": act(observations)}, input_signature=[spec])
     tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
     return Path(folder)
-
-
-def plot_learning_curve(
-    metrics_file: Path, png: Path, title: str, metric: str = "episode_reward_mean"
-) -> Path | None:
-    """Plot ``metric`` against step from a metrics.jsonl file; None if it has no such values yet."""
-    points = []
-    if Path(metrics_file).is_file():
-        for line in Path(metrics_file).read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if isinstance(record.get(metric), int | float):
-                points.append((record["step"], record[metric]))
-    if not points:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display in a job or CI
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 4))
-    axes.plot(*zip(*points, strict=True))
-    axes.set(xlabel="step", ylabel=metric, title=title)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(png, dpi=100)
-    plt.close(figure)
-    return Path(png)
-
-
-def write_scalars(writer, step: int, metrics: Mapping[str, float]) -> None:
-    """TensorBoard scalars through TensorFlow's own summary op: the ``tensorboard`` package (which
-    tf.summary.scalar needs, and tensorflow-cpu no longer installs) is only needed to view them."""
-    from tensorflow.core.framework.summary_pb2 import SummaryMetadata
-
-    metadata = SummaryMetadata(plugin_data=SummaryMetadata.PluginData(plugin_name="scalars"))
-    with writer.as_default(step=int(step)):
-        for name, value in metrics.items():
-            tf.summary.write(name, tf.constant(float(value), tf.float32), metadata=metadata)

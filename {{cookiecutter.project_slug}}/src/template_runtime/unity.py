@@ -1,14 +1,14 @@
-"""Gym-style views of a running ``UnityEnvironment`` that honour the template's observation options.
+"""Starting one Unity player and viewing its agents the way the template's options ask.
 
-Support code for ``trainer.py`` (kept apart so it stays readable). Two views:
-
-* one agent: the gym wrapper ML-Agents ships (``gym_unity`` up to 0.28, ``mlagents_envs.envs`` from
-  0.29), given the options it still has, plus a one-line observation filter only where today's
-  wrapper cannot express ``use_visual`` / ``allow_multiple_visual_obs`` by itself;
-* several agents (``multiagent=True``, which the gym wrapper refuses): ``MultiAgentUnityEnv`` over
-  the low-level API, with lists of observations, rewards and dones like the original template's.
-
-``RunningPlayer`` closes a started player and makes sure its process (group) is gone.
+* ``EnvSettings``: what starting and viewing one Unity instance needs, read from a trainer's config;
+* ``start_player``: ``UnityEnvironment`` on the first free worker_id, with the side channels
+  (environment parameters, engine configuration, stats); ``RunningPlayer`` closes it again and makes
+  sure its process (group) is gone;
+* ``make_single_agent_env``: the one-agent gym view (the gym wrapper ML-Agents ships, ``gym_unity``
+  up to 0.28, ``mlagents_envs.envs`` from 0.29, plus a one-line observation filter where the wrapper
+  cannot express ``use_visual`` / ``allow_multiple_visual_obs`` by itself): ``Trainer.get_gym_env``;
+* ``AgentBatch``: every agent of one instance as rows of NumPy arrays over the low-level API, what
+  ``vec_env.UnityVecEnv`` stacks across instances (the env API every trainer uses).
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import subprocess
 import sys
 import types
 import warnings
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 from template_runtime import fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
 
@@ -36,13 +39,78 @@ import numpy as np
 from gym import spaces
 from mlagents_envs.base_env import ActionTuple, BaseEnv, BehaviorSpec
 from mlagents_envs.environment import UnityEnvironment
-from mlagents_envs.exception import UnityEnvironmentException
+from mlagents_envs.exception import UnityEnvironmentException, UnityException, UnityWorkerInUseException
 from mlagents_envs.side_channel.engine_configuration_channel import EngineConfigurationChannel
 from mlagents_envs.side_channel.environment_parameters_channel import EnvironmentParametersChannel
+from mlagents_envs.side_channel.stats_side_channel import StatsAggregationMethod, StatsSideChannel
 
 
 class UnityEnvOptionError(ValueError):
     """The config asks for something this Unity build does not offer (say which option)."""
+
+
+class UnityStartError(RuntimeError):
+    """The Unity player could not be started or did not connect; the message names the build and log."""
+
+
+WORKER_ID_ATTEMPTS = 32
+"""How many worker ids (ports 5005 + id) to try when the configured one is busy."""
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """What starting and viewing one Unity instance needs: the env keys of a trainer's config.
+
+    Built from the config by ``from_config``; ``for_instance(i)`` is the settings of the i-th of
+    several parallel instances (seed + i, worker_id + i: the same seed would play the same episodes).
+    Plain data, so it can be sent to a worker process.
+    """
+
+    worker_id: int = 0
+    seed: int = 0
+    no_graphics: bool = True
+    timeout_wait: int = 60
+    additional_args: tuple[str, ...] = ()
+    env_parameters: tuple[tuple[str, float], ...] = ()
+    time_scale: float = 20.0
+    use_visual: bool = False
+    use_uint8_visual: bool = False
+    allow_multiple_visual_obs: bool = False
+    flatten_branched: bool = False
+    multiagent: bool = False
+    log_folder: str = ""
+
+    @classmethod
+    def from_config(cls, config: Mapping, log_folder: str | os.PathLike = "") -> EnvSettings:
+        return cls(
+            worker_id=int(config["worker_id"]),
+            seed=int(config["seed"]),
+            no_graphics=bool(config["no_graphics"]),
+            timeout_wait=int(config["timeout_wait"]),
+            additional_args=tuple(str(arg) for arg in config["additional_args"]),
+            env_parameters=tuple((str(k), float(v)) for k, v in dict(config["env_parameters"]).items()),
+            time_scale=float(config["time_scale"]),
+            use_visual=bool(config["use_visual"]),
+            use_uint8_visual=bool(config["use_uint8_visual"]),
+            allow_multiple_visual_obs=bool(config["allow_multiple_visual_obs"]),
+            flatten_branched=bool(config["flatten_branched"]),
+            multiagent=bool(config["multiagent"]),
+            log_folder=str(log_folder),
+        )
+
+    def for_instance(self, index: int) -> EnvSettings:
+        return replace(self, seed=self.seed + index, worker_id=self.worker_id + index)
+
+    @property
+    def view_options(self) -> dict:
+        """The keyword arguments of ``make_single_agent_env`` and ``AgentBatch``."""
+        return {
+            "use_visual": self.use_visual,
+            "use_uint8_visual": self.use_uint8_visual,
+            "allow_multiple_visual_obs": self.allow_multiple_visual_obs,
+            "flatten_branched": self.flatten_branched,
+            "seed": self.seed,
+        }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -194,20 +262,20 @@ def make_single_agent_env(
 
 
 # ----------------------------------------------------------------------------------------------
-# Several agents: the low-level API
+# Every agent of one instance, as rows of arrays
 
 
-class MultiAgentUnityEnv:
-    """Every agent of the build's one behaviour, as lists with one entry per agent.
+class AgentBatch:
+    """Every agent of one Unity instance's single behaviour, one row per agent, over the low-level API.
 
-    ``reset() -> observations``; ``step(actions) -> (observations, rewards, dones, info)`` where
-    ``actions`` has one row per agent. Unity restarts an agent's episode by itself and gives it a
-    new id, so each agent keeps a fixed slot (its list index) across episodes. When an agent ends an
-    episode its ``done`` is True, its reward is the final one, and its observation is already the
-    first of its next episode when Unity sent it (the final one is in
-    ``info["terminal_observations"][slot]``). An agent that is not asking for a decision this step
-    keeps its last observation and its action is ignored. ``info`` also has ``interrupted`` (hit the
-    step limit) and the raw ``decision_steps`` / ``terminal_steps``.
+    ``reset() -> obs`` and ``step(actions) -> (obs, rewards, terminated, truncated, final_obs)``, with
+    NumPy arrays of one row per agent (``actions`` too). Unity restarts an agent's episode by itself
+    and gives it a new id; each agent keeps its row across episodes. When an agent's episode ends,
+    its row of ``obs`` is already the first observation of its next episode and the last one of the
+    finished episode is ``final_obs[row]``; ``truncated`` means Unity's max step was reached
+    (``interrupted``), ``terminated`` that the episode really ended. An agent that is not asking for a
+    decision this step keeps its last observation and its action is ignored. With
+    ``multiagent=False`` the build must have exactly one agent (the seed's meaning of the option).
     """
 
     def __init__(
@@ -219,34 +287,46 @@ class MultiAgentUnityEnv:
         allow_multiple_visual_obs: bool,
         flatten_branched: bool,
         seed: int,
+        multiagent: bool = True,
     ):
-        self.unity_env = unity_env
-        self.behavior_name, spec = only_behavior(unity_env)
-        check_observation_options(spec, use_visual, use_uint8_visual, allow_multiple_visual_obs)
+        self.unity_env, self.multiagent = unity_env, multiagent
+        self.behavior_name, self.behavior_spec = only_behavior(unity_env)
+        check_observation_options(self.behavior_spec, use_visual, use_uint8_visual, allow_multiple_visual_obs)
+        if use_visual and allow_multiple_visual_obs:
+            raise UnityEnvOptionError(
+                "allow_multiple_visual_obs=True gives several images per observation, which the batched "
+                "env does not stack: set allow_multiple_visual_obs=False (the first camera is used), or use "
+                "Trainer.get_gym_env for a one-agent gym env with a tuple of images"
+            )
         self._pick, self.observation_space = _observation_picker(
-            spec, use_visual, use_uint8_visual, allow_multiple_visual_obs
+            self.behavior_spec, use_visual, use_uint8_visual, False
         )
-        self._to_actions, self.action_space = _action_converter(spec, flatten_branched)
+        self._to_actions, self.action_space = _action_converter(self.behavior_spec, flatten_branched)
         self.action_space.seed(seed)
         self.num_agents = 0
         self._slot_of: dict[int, int] = {}
         self._free: list[int] = []
         self._steady_ids: np.ndarray | None = None
         self._rows = np.zeros(0, dtype=np.int64)
-        self._obs: list = []
+        self._obs = np.zeros(0)
 
-    def reset(self) -> list:
+    def reset(self) -> np.ndarray:
         self.unity_env.reset()
         decision, _ = self.unity_env.get_steps(self.behavior_name)
         if len(decision) == 0:
-            raise RuntimeError(f"no agent of {self.behavior_name!r} asked for a decision after reset()")
+            raise UnityEnvOptionError(f"no agent of {self.behavior_name!r} asked for a decision on reset()")
+        if len(decision) > 1 and not self.multiagent:
+            raise UnityEnvOptionError(
+                f"the build has {len(decision)} agents of {self.behavior_name!r} and multiagent=False: set "
+                "multiagent=True to drive them all (each agent is one row of the batch)"
+            )
         self.num_agents = len(decision)
         self._slot_of = {int(agent): slot for slot, agent in enumerate(decision.agent_id)}
         self._free = []
         self._steady_ids = decision.agent_id.copy()
         self._rows = np.arange(self.num_agents)
-        self._obs = self._per_agent(decision.obs, self.num_agents)
-        return list(self._obs)
+        self._obs = np.array(self._pick(decision.obs))
+        return self._obs
 
     def step(self, actions):
         if not self.num_agents:
@@ -261,38 +341,41 @@ class MultiAgentUnityEnv:
             )
         self.unity_env.step()
         decision, terminal = self.unity_env.get_steps(self.behavior_name)
-        info = {"terminal_observations": {}, "decision_steps": decision, "terminal_steps": terminal}
         if (
             not len(terminal)
             and self._steady_ids is not None
             and np.array_equal(decision.agent_id, self._steady_ids)
         ):
-            self._obs = self._per_agent(decision.obs, len(decision))  # fast path: every agent, same order
-            info["interrupted"] = [False] * self.num_agents
-            return list(self._obs), decision.reward.tolist(), [False] * self.num_agents, info
-        return self._slow_step(decision, terminal, info)
+            # The fast path: every agent, same order. Arrays handed out are never changed afterwards
+            # (the slow path works on a copy), so no copy is needed here.
+            self._obs = np.asarray(self._pick(decision.obs))
+            none = np.zeros(self.num_agents, dtype=bool)
+            return self._obs, decision.reward.astype(np.float32), none, none.copy(), {}
+        return self._slow_step(decision, terminal)
 
-    def _slow_step(self, decision, terminal, info):
-        n = self.num_agents
-        rewards, dones, interrupted = [0.0] * n, [False] * n, [False] * n
-        final = self._per_agent(terminal.obs, len(terminal)) if len(terminal) else []
-        ended: dict[int, int] = {}
+    def _slow_step(self, decision, terminal):
+        n, obs = self.num_agents, self._obs.copy()
+        rewards = np.zeros(n, dtype=np.float32)
+        ended, truncated = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        final_obs: dict[int, np.ndarray] = {}
+        last = self._pick(terminal.obs) if len(terminal) else None
+        released: dict[int, int] = {}
         for k, agent in enumerate(terminal.agent_id):
-            slot = ended[int(agent)] = self._release(int(agent))
-            rewards[slot], dones[slot] = float(terminal.reward[k]), True
-            interrupted[slot] = bool(terminal.interrupted[k])
-            self._obs[slot] = info["terminal_observations"][slot] = final[k]
-        rows = [self._assign(int(agent), ended) for agent in decision.agent_id]
-        current = self._per_agent(decision.obs, len(decision))
-        for k, slot in enumerate(rows):
-            if not dones[slot]:
-                rewards[slot] = float(decision.reward[k])
-            self._obs[slot] = current[k]
+            slot = released[int(agent)] = self._release(int(agent))
+            rewards[slot], ended[slot], truncated[slot] = terminal.reward[k], True, terminal.interrupted[k]
+            obs[slot] = final_obs[slot] = last[k]
+        rows = [self._assign(int(agent), released) for agent in decision.agent_id]
+        if rows:
+            current = self._pick(decision.obs)
+            for k, slot in enumerate(rows):
+                if not ended[slot]:
+                    rewards[slot] = decision.reward[k]
+                obs[slot] = current[k]
+        self._obs = obs
         self._rows = np.asarray(rows, dtype=np.int64)
         steady = len(rows) == n and rows == list(range(n)) and not self._free
         self._steady_ids = decision.agent_id.copy() if steady else None
-        info["interrupted"] = interrupted
-        return list(self._obs), rewards, dones, info
+        return obs, rewards, ended & ~truncated, truncated, final_obs
 
     def _release(self, agent: int) -> int:
         if agent not in self._slot_of:
@@ -303,37 +386,25 @@ class MultiAgentUnityEnv:
         self._free.append(slot)
         return slot
 
-    def _assign(self, agent: int, ended: dict[int, int]) -> int:
-        """The agent's slot; a new id takes a freed slot (its own, if it kept its id across episodes)."""
+    def _assign(self, agent: int, released: dict[int, int]) -> int:
+        """The agent's row; a new id takes a freed row (its own, if it kept its id across episodes)."""
         if agent in self._slot_of:
             return self._slot_of[agent]
-        if agent in ended and ended[agent] in self._free:
-            self._free.remove(ended[agent])
-            self._slot_of[agent] = ended[agent]
-            return ended[agent]
+        if agent in released and released[agent] in self._free:
+            self._free.remove(released[agent])
+            self._slot_of[agent] = released[agent]
+            return released[agent]
         if not self._free:
             raise RuntimeError(
-                f"a new agent (id {agent}) appeared while all {self.num_agents} slots are in use: "
-                "multiagent needs the number of agents to stay fixed"
+                f"a new agent (id {agent}) appeared while all {self.num_agents} rows are in use: the number "
+                "of agents must stay fixed"
             )
         slot = self._free.pop(0)
         self._slot_of[agent] = slot
         return slot
 
-    def _per_agent(self, observations, count: int) -> list:
-        picked = self._pick(observations)
-        if isinstance(picked, list):
-            return [[part[i] for part in picked] for i in range(count)]
-        return list(picked)
-
     def close(self) -> None:
         self.unity_env.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 def _observation_picker(spec: BehaviorSpec, use_visual: bool, uint8: bool, multiple: bool):
@@ -398,10 +469,25 @@ def _action_converter(spec: BehaviorSpec, flatten_branched: bool):
 
 
 class RunningPlayer:
-    """A started UnityEnvironment, its process, and the env objects built on it."""
+    """A started UnityEnvironment, its process, its worker id and stats channel."""
 
-    def __init__(self, env: UnityEnvironment, process: subprocess.Popen | None):
-        self.env, self.process, self.views = env, process, []
+    def __init__(
+        self,
+        env: UnityEnvironment,
+        process: subprocess.Popen | None,
+        worker_id: int = 0,
+        stats: StatsSideChannel | None = None,
+    ):
+        self.env, self.process, self.worker_id, self.stats = env, process, worker_id, stats
+        self.views: list = []
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def pop_stats(self) -> dict[str, list[tuple[float, StatsAggregationMethod]]]:
+        """What the build reported through the StatsSideChannel since the last call."""
+        return dict(self.stats.get_and_reset_stats()) if self.stats is not None else {}
 
     def close(self) -> None:
         """Ask the player to quit (mlagents waits timeout_wait for it), then kill whatever is left."""
@@ -424,6 +510,62 @@ class RunningPlayer:
                     os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def start_player(unity_file: str | os.PathLike, settings: EnvSettings) -> RunningPlayer:
+    """Start the build on ``settings.worker_id``, or the next free id if that port is busy."""
+    unity_file = str(unity_file)
+    check_launchable(unity_file)
+    # The simulated build (unity_sim/) is a Python program; by default it runs on this interpreter,
+    # which has its packages. A real Unity build ignores the variable.
+    os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
+    log = logging.getLogger("trainer")
+    first = settings.worker_id
+    for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
+        port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
+        channels = side_channels(dict(settings.env_parameters), settings.time_scale)
+        try:
+            if port_in_use(port):
+                raise UnityWorkerInUseException(worker_id)
+            env = UnityEnvironment(
+                file_name=unity_file,
+                worker_id=worker_id,
+                seed=settings.seed,
+                no_graphics=settings.no_graphics,
+                timeout_wait=settings.timeout_wait,
+                additional_args=list(settings.additional_args),
+                side_channels=channels,
+                log_folder=settings.log_folder or None,
+            )
+        except UnityWorkerInUseException:
+            log.warning("worker_id %d (port %d) is in use; trying %d", worker_id, port, worker_id + 1)
+            continue
+        except UnityException as error:
+            player_log = Path(settings.log_folder or ".") / f"Player-{worker_id}.log"
+            raise UnityStartError(
+                f"the Unity player {unity_file} did not start: {error} (its log, if any: {player_log})"
+            ) from error
+        if worker_id != first:
+            log.warning("using worker_id %d (port %d): worker_id %d was in use", worker_id, port, first)
+        stats = next(channel for channel in channels if isinstance(channel, StatsSideChannel))
+        return RunningPlayer(env, getattr(env, "_process", None), worker_id, stats)
+    raise UnityStartError(
+        f"worker_id {first} to {first + WORKER_ID_ATTEMPTS - 1} are all in use: stop other Unity players or "
+        "set worker_id higher"
+    )
+
+
+def check_launchable(unity_file: str) -> None:
+    """mlagents-envs deletes '.app', '.exe' and '.x86' wherever they appear in the path it is given."""
+    stem = unity_file.removesuffix(".x86_64").removesuffix(".x86")
+    for fragment in (".app", ".exe", ".x86"):
+        if fragment in stem:
+            from template_runtime.build import UnityBuildError
+
+            raise UnityBuildError(
+                f"mlagents-envs cannot start {unity_file}: it removes {fragment!r} anywhere in the path. "
+                f"Move the build (build_folder) to a folder whose path does not contain {fragment!r}"
+            )
+
+
 def port_in_use(port: int) -> bool:
     """The same test mlagents makes, done first so a busy port never half-builds a UnityEnvironment."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -436,10 +578,11 @@ def port_in_use(port: int) -> bool:
 
 
 def side_channels(env_parameters: dict, time_scale: float) -> list:
-    """Fresh channels for one UnityEnvironment, carrying the config's parameters and time scale."""
+    """Fresh channels for one UnityEnvironment: the config's parameters and time scale, and the build's
+    stats (``Academy.Instance.StatsRecorder.Add`` in C#)."""
     parameters = EnvironmentParametersChannel()
     for name, value in env_parameters.items():
         parameters.set_float_parameter(name, float(value))
     engine = EngineConfigurationChannel()
     engine.set_configuration_parameters(time_scale=float(time_scale))
-    return [parameters, engine]
+    return [parameters, engine, StatsSideChannel()]

@@ -1,115 +1,159 @@
-"""Several Unity instances (each with one agent, or with ``multiagent`` several) as one batch of envs.
+"""``UnityVecEnv``: the one env API every trainer uses, in Stable-Baselines3's VecEnv vocabulary.
 
-``open_parallel_envs(trainer, unity_file, num_envs)`` is what the learning examples call instead of
-``trainer.get_gym_env``. One instance runs in the trainer's process. Several run in worker processes,
-one each, stepped at the same time: a step is mostly mlagents-envs' Python (protobuf, its gRPC
-server thread, the gym wrapper), which holds the GIL, so threads would take turns (measured: 2
-instances in threads gave 1.05x the steps of one) while processes use every core. Each worker opens
-its env through a ``Trainer`` of its own built from the same config, so the player is started, logged
-and closed exactly as ``Trainer.get_gym_env`` does it. No TensorFlow here: workers stay light.
+``num_envs`` Unity instances (one in this process, or each in a worker process when there are
+several, see workers.py) and ``num_agents`` agents over all of them, one row each:
+
+    obs = envs.reset()                                   # [num_agents, *observation_space.shape]
+    obs, rewards, terminated, truncated, infos = envs.step(actions)   # actions: one row per agent
+
+An agent whose episode ended is restarted by Unity at once: its row of ``obs`` is already the next
+episode's first observation, and ``infos[row]`` holds the last one of the finished episode
+(``terminal_observation``, as in SB3) with ``episode`` = ``{"r": return, "l": length}`` and
+``TimeLimit.truncated``. ``truncated``: Unity's max step was reached; ``terminated``: the episode
+really ended (bootstrap from ``terminal_observation`` only when truncated). ``pop_finished()`` lists
+the episodes ended since the last call, ``pop_stats()`` what the build reported through the
+StatsSideChannel. gymnasium_env.py adapts this to Gymnasium and to SB3's own VecEnv class.
 """
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
-import signal
-from pathlib import Path
+import os
+from collections import defaultdict
+from typing import NamedTuple
 
 import numpy as np
-from gym import spaces
+from mlagents_envs.side_channel.stats_side_channel import StatsAggregationMethod
 
-from trainer import Trainer
+from template_runtime.unity import AgentBatch, EnvSettings, RunningPlayer, start_player
+from template_runtime.workers import EnvWorker
 
-WORKER_CLOSE_SECONDS = 90  # a worker waits for its player to quit (timeout_wait) before it exits
+
+class Episode(NamedTuple):
+    """One finished episode of one agent."""
+
+    reward: float
+    length: int
+    truncated: bool
 
 
-def open_parallel_envs(trainer: Trainer, unity_file: str, num_envs: int) -> ParallelEnvs:
-    """``num_envs`` instances of ``unity_file``: instance ``i`` has seed ``seed + i`` (the same seed would
-    play the same episodes) and worker_id ``worker_id + i`` (or the next free one)."""
-    if num_envs < 1:
-        raise ValueError(f"num_envs={num_envs} must be at least 1 (the number of Unity instances)")
-    multiagent = bool(trainer.config["multiagent"])
+def open_vec_env(unity_file: str | os.PathLike, settings: EnvSettings, num_envs: int = 1) -> UnityVecEnv:
+    """``num_envs`` instances of ``unity_file`` (instance ``i`` gets ``settings.for_instance(i)``)."""
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs={num_envs!r} must be a whole number of at least 1 (Unity instances)")
     if num_envs == 1:
-        return ParallelEnvs([_InProcess(trainer.get_gym_env(unity_file), multiagent)], multiagent)
-    workers = []
+        player = start_player(unity_file, settings)
+        try:
+            batch = AgentBatch(player.env, multiagent=settings.multiagent, **settings.view_options)
+        except BaseException:
+            player.close()
+            raise
+        return UnityVecEnv([_InProcess(player, batch)])
+    workers: list[EnvWorker] = []
     try:
-        for offset in range(num_envs):
-            workers.append(_Worker(trainer, unity_file, offset))
+        for index in range(num_envs):
+            workers.append(EnvWorker(unity_file, settings.for_instance(index), name=f"unity-env-{index}"))
         for worker in workers:
             worker.wait_ready()
     except BaseException:
         for worker in workers:
             worker.close()
         raise
-    return ParallelEnvs(workers, multiagent)
+    return UnityVecEnv(workers)
 
 
-class ParallelEnvs:
-    """``reset() -> obs`` and ``step(actions) -> (obs, rewards, terminated, truncated, final_obs)`` with one
-    row per agent over all instances (``num_envs`` = total agents).
+class UnityVecEnv:
+    """Every agent of ``num_envs`` Unity instances as one batch; see the module docstring."""
 
-    An agent whose episode ended is restarted at once: its row of ``obs`` is already the next
-    episode's, and the last observation of the finished episode is ``final_obs[row]`` (to bootstrap
-    a truncated episode). ``truncated``: Unity's max step was reached; ``terminated``: the episode
-    really ended. ``pop_finished()`` gives (return, length) of the episodes ended since the last call.
-    """
-
-    def __init__(self, instances: list, multiagent: bool):
-        self.instances, self.multiagent = instances, multiagent
-        self.observation_space = instances[0].observation_space
-        self.action_space = instances[0].action_space
-        if isinstance(self.observation_space, spaces.Tuple):
-            self.close()
-            raise ValueError(
-                "allow_multiple_visual_obs=True gives several images per observation, which these examples "
-                "do not handle: set allow_multiple_visual_obs=False (the first camera is used)"
-            )
+    def __init__(self, instances: list):
+        self.instances = instances
+        first = instances[0]
+        self.num_envs = len(instances)
+        self.observation_space, self.action_space = first.observation_space, first.action_space
+        self.behavior_name, self.behavior_spec = first.behavior_name, first.behavior_spec
+        self.num_agents = 0  # known after reset()
         self.sizes: list[int] = []
-        self.num_envs = 0
-        self.finished: list[tuple[float, int]] = []
+        self._finished: list[Episode] = []
+        self._stats: dict[str, list] = defaultdict(list)
+        self._closed = False
+
+    @property
+    def unity_pids(self) -> list[int]:
+        """Process ids of the Unity players (in this process's instance or in the workers)."""
+        return [pid for pid in (instance.player_pid for instance in self.instances) if pid is not None]
 
     def reset(self) -> np.ndarray:
         for instance in self.instances:
-            instance.request("reset", None)
+            instance.request("reset")
         observations = [instance.result() for instance in self.instances]
         self.sizes = [len(obs) for obs in observations]
-        self.num_envs = sum(self.sizes)
+        self.num_agents = sum(self.sizes)
         self._splits = np.cumsum(self.sizes)[:-1]
-        self.episode_returns = np.zeros(self.num_envs)
-        self.episode_lengths = np.zeros(self.num_envs, dtype=np.int64)
-        return np.concatenate(observations)
+        self._returns = np.zeros(self.num_agents)
+        self._lengths = np.zeros(self.num_agents, dtype=np.int64)
+        return observations[0] if len(observations) == 1 else np.concatenate(observations)
 
-    def step(self, actions: np.ndarray):
+    def step(self, actions) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+        if not self.num_agents:
+            raise RuntimeError("call reset() before step()")
+        actions = np.asarray(actions)
         if len(self.instances) == 1:  # the common case, without splitting and joining
             self.instances[0].request("step", actions)
-            obs, rewards, terminated, truncated, final_obs = self.instances[0].result()
+            obs, rewards, terminated, truncated, final_obs, stats = self.instances[0].result()
+            self._add_stats(stats)
         else:
-            for instance, part in zip(
-                self.instances, np.split(np.asarray(actions), self._splits), strict=True
-            ):
-                instance.request("step", part)  # all instances step at once
+            if len(actions) != self.num_agents:
+                raise ValueError(f"step() needs one action per agent ({self.num_agents}): {actions.shape}")
+            for instance, part in zip(self.instances, np.split(actions, self._splits), strict=True):
+                instance.request("step", part)  # every instance steps at once
             results = [instance.result() for instance in self.instances]
             obs, rewards, terminated, truncated = (np.concatenate([r[i] for r in results]) for i in range(4))
             final_obs, start = {}, 0
             for size, result in zip(self.sizes, results, strict=True):
                 final_obs.update({start + row: value for row, value in result[4].items()})
+                self._add_stats(result[5])
                 start += size
-        self.episode_returns += rewards
-        self.episode_lengths += 1
+        self._returns += rewards
+        self._lengths += 1
+        infos: list[dict] = [{} for _ in range(self.num_agents)]
         for row in np.flatnonzero(terminated | truncated):
-            self.finished.append((float(self.episode_returns[row]), int(self.episode_lengths[row])))
-            self.episode_returns[row], self.episode_lengths[row] = 0.0, 0
-        return obs, rewards, terminated, truncated, final_obs
+            episode = Episode(float(self._returns[row]), int(self._lengths[row]), bool(truncated[row]))
+            self._finished.append(episode)
+            infos[row] = {
+                "terminal_observation": final_obs[row],
+                "episode": {"r": episode.reward, "l": episode.length},
+                "TimeLimit.truncated": episode.truncated,
+            }
+            self._returns[row], self._lengths[row] = 0.0, 0
+        return obs, rewards, terminated, truncated, infos
 
-    def pop_finished(self) -> list[tuple[float, int]]:
-        finished, self.finished = self.finished, []
+    def pop_finished(self) -> list[Episode]:
+        """The episodes that ended since the last call (return, length, truncated), oldest first."""
+        finished, self._finished = self._finished, []
         return finished
 
+    def pop_stats(self) -> dict[str, float]:
+        """The build's custom stats since the last call, each combined the way the build asked
+        (average, most recent, sum; a histogram as its mean), like mlagents-learn's summaries."""
+        stats, self._stats = self._stats, defaultdict(list)
+        return combine_stats(stats)
+
+    def _add_stats(self, stats: dict) -> None:
+        for name, values in stats.items():
+            self._stats[name].extend(values)
+
     def close(self) -> None:
-        """Stop the worker processes (each closes its player); the trainer closes an in-process one."""
+        """Close every instance (and its player); safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        errors = []
         for instance in self.instances:
-            instance.close()
+            try:
+                instance.close()
+            except Exception as error:  # close the others anyway
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def __enter__(self):
         return self
@@ -118,139 +162,39 @@ class ParallelEnvs:
         self.close()
 
 
-# ----------------------------------------------------------------------------------------------
-# One instance: in this process, or in a worker process
+def combine_stats(stats: dict[str, list[tuple[float, StatsAggregationMethod]]]) -> dict[str, float]:
+    """Each stat's values combined the way the build asked for them."""
+    return {name: _combine(values) for name, values in stats.items() if values}
 
 
-def _reset(env, multiagent: bool) -> np.ndarray:
-    return np.stack(env.reset()) if multiagent else np.asarray(env.reset())[None]
-
-
-def _step(env, actions: np.ndarray, multiagent: bool):
-    """Step one instance; a gym-wrapper env (one agent) that finished its episode is reset here."""
-    if multiagent:  # Unity restarts each agent by itself (see template_runtime.unity.MultiAgentUnityEnv)
-        obs, rewards, dones, info = env.step(actions)
-        dones, truncated = np.asarray(dones, bool), np.asarray(info["interrupted"], bool)
-        rewards = np.asarray(rewards, np.float32)
-        return np.stack(obs), rewards, dones & ~truncated, dones & truncated, info["terminal_observations"]
-    obs, reward, done, info = env.step(actions[0])
-    truncated = bool(done and info["step"].interrupted[0])
-    final = {}
-    if done:
-        final[0], obs = obs, env.reset()
-    rewards = np.array([reward], np.float32)
-    return np.asarray(obs)[None], rewards, np.array([done and not truncated]), np.array([truncated]), final
+def _combine(values: list[tuple[float, StatsAggregationMethod]]) -> float:
+    method = values[-1][1]
+    numbers = [value for value, _ in values]
+    if method == StatsAggregationMethod.MOST_RECENT:
+        return float(numbers[-1])
+    if method == StatsAggregationMethod.SUM:
+        return float(np.sum(numbers))
+    return float(np.mean(numbers))  # AVERAGE, and HISTOGRAM summarised by its mean
 
 
 class _InProcess:
-    """An env opened by the trainer itself (which also closes it)."""
+    """The only instance, in this process: the same request/result calls as an ``EnvWorker``."""
 
-    def __init__(self, env, multiagent: bool):
-        self.env, self.multiagent = env, multiagent
-        self.observation_space, self.action_space = env.observation_space, env.action_space
+    def __init__(self, player: RunningPlayer, batch: AgentBatch):
+        self.player, self.batch = player, batch
+        self.observation_space, self.action_space = batch.observation_space, batch.action_space
+        self.behavior_name, self.behavior_spec = batch.behavior_name, batch.behavior_spec
+        self.worker_id, self.player_pid = player.worker_id, player.pid
+        self._pending: tuple[str, object] = ("", None)
 
-    def request(self, command: str, data) -> None:
+    def request(self, command: str, data=None) -> None:
         self._pending = (command, data)
 
     def result(self):
         command, data = self._pending
-        return (
-            _reset(self.env, self.multiagent)
-            if command == "reset"
-            else _step(self.env, data, self.multiagent)
-        )
+        if command == "reset":
+            return self.batch.reset()
+        return (*self.batch.step(data), self.player.pop_stats())
 
     def close(self) -> None:
-        pass
-
-
-class _Worker:
-    """A worker process holding one instance; it exits (closing its player) on close() or when we die."""
-
-    def __init__(self, trainer: Trainer, unity_file: str, offset: int):
-        config = dict(
-            trainer.config, seed=trainer.seed + offset, worker_id=trainer.config["worker_id"] + offset
-        )
-        config["project_file"] = ""  # the config is already complete: read nothing again
-        output = {"local": trainer.local, "run_dir": str(trainer.run_dir) if trainer.local else None}
-        context = multiprocessing.get_context("spawn")  # a fresh interpreter: gRPC and TF are not fork-safe
-        self.connection, child = context.Pipe()
-        self.process = context.Process(
-            target=_worker_main,
-            args=(child, config, output, unity_file, bool(trainer.config["multiagent"])),
-            name=f"unity-env-{offset}",
-            daemon=True,
-        )
-        self.process.start()
-        child.close()
-
-    def wait_ready(self) -> None:
-        self.observation_space, self.action_space = self.result()
-
-    def request(self, command: str, data) -> None:
-        self.connection.send((command, data))
-
-    def result(self):
-        try:
-            status, value = self.connection.recv()
-        except EOFError:
-            raise RuntimeError(
-                f"the env worker {self.process.name} (pid {self.process.pid}) died; its player log is in "
-                "the output folder's unity_logs"
-            ) from None
-        if status == "error":
-            raise value
-        return value
-
-    def close(self) -> None:
-        if self.connection.closed:
-            return
-        if self.process.is_alive():
-            with contextlib.suppress(OSError):  # it may be exiting already
-                self.connection.send(("close", None))
-            self.process.join(WORKER_CLOSE_SECONDS)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join()
-        self.connection.close()
-
-
-class _EnvHost(Trainer):
-    """The Trainer a worker process opens its env with (never run)."""
-
-    def run(self):
-        raise NotImplementedError("an env host only opens envs")
-
-
-def _worker_main(connection, config: dict, output: dict, unity_file: str, multiagent: bool) -> None:
-    """Open the env, then answer ("reset"|"step"|"close", data) requests until closed or orphaned."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the trainer, which then closes us
-
-    def stop(signum, frame):
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, stop)  # still close the player below
-    host = None
-    try:
-        host = _EnvHost(config, argv=[])
-        host.local = output["local"]
-        if output["run_dir"]:
-            host._run_dir = Path(output["run_dir"])  # the trainer's run folder: player logs go there too
-        env = host.get_gym_env(unity_file)
-        connection.send(("ok", (env.observation_space, env.action_space)))
-        while True:
-            command, data = connection.recv()
-            if command == "close":
-                break
-            answer = _reset(env, multiagent) if command == "reset" else _step(env, data, multiagent)
-            connection.send(("ok", answer))
-    except (EOFError, BrokenPipeError, SystemExit):
-        pass  # the trainer went away or asked us to stop
-    except BaseException as error:  # report it to the trainer, which raises it
-        try:
-            connection.send(("error", error))
-        except Exception:
-            connection.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
-    finally:
-        if host is not None:
-            host.close_env()
+        self.player.close()

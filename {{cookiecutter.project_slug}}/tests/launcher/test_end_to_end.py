@@ -35,7 +35,7 @@ from launcher import container
 
 pytestmark = pytest.mark.slow
 NOTEBOOK = REPO_ROOT / "job_launcher.ipynb"
-HYPERPARAMETERS = {"episodes": 3, "max_episode_steps": 50}
+HYPERPARAMETERS = {"episodes": 3, "total_timesteps": 5000}
 
 
 @dataclass
@@ -130,7 +130,7 @@ def test_notebook_submits_the_job_it_names(run):
 def test_notebook_sends_the_chosen_hyperparameters(run):
     assert {k: run.request["HyperParameters"][k] for k in HYPERPARAMETERS} == {
         "episodes": "3",
-        "max_episode_steps": "50",
+        "total_timesteps": "5000",
     }
 
 

@@ -17,7 +17,10 @@ from launcher.settings import resolve
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerRole"
 # What trainer.log_metrics prints (f"{value:.6g}" after "step=N").
-LOG_LINE = "step=1200 episode=3 episode_reward=-1.5 episode_length=200 episode_reward_mean=0.53 fps=2.31e+06"
+LOG_LINE = (
+    "step=1200 episode=3 episode_reward=-1.5 episode_length=200 episode_reward_mean=0.53 "
+    "episode_length_mean=31.5 fps=2.31e+06"
+)
 
 
 @pytest.fixture
@@ -108,7 +111,9 @@ def test_telemetry_is_off_unless_chosen(spec_for):
         ("episode_reward", "-1.5"),
         ("episode_length", "200"),
         ("episode_reward_mean", "0.53"),
+        ("episode_length_mean", "31.5"),
         ("fps", "2.31e+06"),
+        ("step", "1200"),
     ],
 )
 def test_metric_regexes_read_the_trainers_log_line(name, value):
@@ -121,13 +126,20 @@ def test_metric_regex_does_not_match_a_longer_name():
     assert re.search(regex, "step=1 episode_reward=5 mean_reward=2 reward=7").group(1) == "7"
 
 
-def test_metric_names_come_from_the_entry_points_log_metrics_call():
+def test_metric_names_are_the_base_metrics_and_those_the_trainer_declares():
     entry = load_entry_point("random_trainer.py", SOURCE_DIR)
-    assert {"episode_reward_mean", "episode_length", "fps"} <= set(entry.metric_names)
+    assert entry.metric_names == (
+        "episode_reward_mean",
+        "episode_length_mean",
+        "fps",
+        "episode",
+        "episode_reward",
+        "episode_length",
+    )
 
 
-def test_metric_definitions_fall_back_to_the_common_names():
-    assert [name for name, _ in metric_definitions([])] == ["episode_reward_mean", "episode_length", "fps"]
+def test_metric_definitions_always_chart_the_step():
+    assert [name for name, _ in metric_definitions(["fps"])] == ["step", "fps"]
 
 
 def test_hyperparameters_survive_the_json_round_trip(spec_for):

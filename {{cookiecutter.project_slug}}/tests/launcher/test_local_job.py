@@ -59,7 +59,7 @@ def finished(moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path_
         "--set",
         "episodes=2",
         "--set",
-        "max_episode_steps=30",
+        "total_timesteps=5000",
     )
     assert job.returncode == 0, job.stdout[-5000:]
     return job

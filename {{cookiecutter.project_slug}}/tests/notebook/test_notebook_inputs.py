@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import stat
@@ -19,6 +20,7 @@ from notebook_fixtures import OWNER, ROLE, git
 from launcher import notebook_inputs as inputs
 from launcher.notebook_inputs import GitHubRepo, Token, UserError
 from launcher.notebook_instance import Plan, build_parser, main, resolve_plan
+from template_runtime import rules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,7 +111,8 @@ def test_instance_name_from_the_slug_follows_sagemaker_rules(slug, name):
 @pytest.mark.parametrize("value", ["my_notebook", "-notebook", "notebook-", "n" * 64, ""])
 def test_invalid_instance_name_is_refused_with_the_rules(value):
     with pytest.raises(
-        UserError, match=r"--name .* is not a valid SageMaker name: 1-63 letters, digits and hyphens"
+        UserError,
+        match=r"--name=.*: (is not a valid SageMaker name: 1-63 letters, digits and hyphens|is empty)",
     ):
         inputs.check_name("--name", value)
 
@@ -131,7 +134,7 @@ def test_names_derived_from_a_63_character_instance_name_stay_valid():
     ],
 )
 def test_role_arn_that_is_not_an_iam_role_is_refused(value):
-    with pytest.raises(UserError, match=re.escape(f"--role-arn {value!r} is not an IAM role ARN")):
+    with pytest.raises(UserError, match=re.escape(f"--role-arn={value!r}: is not an IAM role ARN")):
         inputs.check_role_arn(value, "us-east-1")
 
 
@@ -149,7 +152,8 @@ def test_missing_role_says_where_to_give_one():
 
 def test_unknown_instance_type_is_refused_with_types_of_that_family():
     with pytest.raises(
-        UserError, match=r"'ml.t3.huge' is not a SageMaker notebook instance type.*ml.t3.medium"
+        UserError,
+        match=r"--instance-type='ml.t3.huge': is not a SageMaker notebook instance type.*ml.t3.medium",
     ):
         inputs.check_instance_type("ml.t3.huge")
 
@@ -244,6 +248,104 @@ def test_unpushed_commits_are_warned_about(project, github):
 def test_missing_project_toml_is_explained(tmp_path, no_internet, capsys):
     assert main(["--project-dir", str(tmp_path)]) == 1
     assert "project.toml not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- hostile values (template_runtime/rules.py)
+
+# option -> values refused before any request, through the command line (main) as a user types them
+HOSTILE_OPTIONS: dict[str, list[str]] = {
+    "--instance-type": [
+        "ml.t3.medium\n",
+        "ml.t3.medium\r",
+        " ml.t3.medium",
+        "ml.t3.medium ",
+        "ml.t3.mediu\u043c",
+        "ml.t3\u200b.medium",
+        "ML.T3.MEDIUM",
+        "ml.fake.huge",
+        "ml.c5n.xlarge",  # a training-only type
+    ],
+    "--name": ["notebook\n", " notebook", "note\u200bbook", "n\u043etebook", "note_book", "n" * 64],
+    "--role-arn": [
+        ROLE + "\n",
+        " " + ROLE,
+        ROLE + "\t",
+        ROLE.replace("123", "\u0661\u0662\u0663"),
+        ROLE.replace("Maker", "M\u0430ker"),
+        "arn:aws-cn:iam::123456789012:role/SageMakerRole",
+    ],
+    "--region": ["us-east-1\n", "us-east-1 ", "us-\u0435ast-1", "US-EAST-1", "mars"],
+}
+HOSTILE_OPTION_CASES = [(option, value) for option, values in HOSTILE_OPTIONS.items() for value in values]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), HOSTILE_OPTION_CASES, ids=[f"{o}={v[:30]!r}" for o, v in HOSTILE_OPTION_CASES]
+)
+def test_hostile_option_is_refused_naming_it_before_any_request(project, no_internet, capsys, option, value):
+    args = ["--project-dir", str(project.path), "--role-arn", ROLE, "--visibility", "public", "--dry-run"]
+
+    code = main([*args, option, value], clients=object())  # any request would fail on object()
+
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"error: {option}={rules.shown(value)}: "), err
+
+
+def test_notebook_instance_type_is_checked_against_botocores_notebook_types():
+    assert inputs.check_instance_type("ml.t3.medium") == "ml.t3.medium"
+    assert "ml.t3.medium" in rules.notebook_instance_types()
+    assert "ml.c5n.xlarge" not in rules.notebook_instance_types()
+
+
+def test_role_from_the_environment_is_refused_naming_the_variable(project, github, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_ROLE_ARN", ROLE + "\n")
+    options = build_parser().parse_args(["--project-dir", str(project.path), "--github-api-url", github.url])
+    with pytest.raises(
+        UserError, match=r"^\$SAGEMAKER_ROLE_ARN='arn:aws:iam::123456789012:role/SageMakerRole\\n'"
+    ):
+        resolve_plan(options, inputs.read_project(project.path), project.plan(), io.StringIO())
+
+
+# project.toml edited by hand: refused naming the file, the table and the key
+HOSTILE_PROJECT_LINES = [
+    ("project", "slug", "My-Project"),
+    ("project", "slug", "rl\n"),
+    ("aws", "region", "us-east-1\n"),
+    ("aws", "region", "us-\u0435ast-1"),
+    ("aws", "role_arn", ROLE + " "),
+    ("aws", "role_arn", "SageMakerRole"),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    HOSTILE_PROJECT_LINES,
+    ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_PROJECT_LINES],
+)
+def test_bad_project_toml_value_is_refused_naming_table_and_key(
+    project, no_internet, capsys, table, key, value
+):
+    path = project.path / "project.toml"
+    lines = [line for line in path.read_text().splitlines() if not line.startswith(f"{key} = ")]
+    at = lines.index(f"[{table}]") + 1
+    lines.insert(at, f"{key} = {json.dumps(value)}")  # a JSON string without surrogates is a TOML string
+    path.write_text("\n".join(lines) + "\n")
+
+    code = main(["--project-dir", str(project.path), "--role-arn", ROLE, "--dry-run"], clients=object())
+
+    err = capsys.readouterr().err
+    assert code == 1 and str(path) in err and f"[{table}] {key}={rules.shown(value)}: " in err, err
+
+
+def test_role_arn_in_project_toml_is_used_when_no_option_or_variable_gives_one(project, github, monkeypatch):
+    monkeypatch.delenv("SAGEMAKER_ROLE_ARN", raising=False)
+    path = project.path / "project.toml"
+    path.write_text(path.read_text() + f'role_arn = "{ROLE}"\n')  # the [aws] table is the last one
+    options = build_parser().parse_args(
+        ["--project-dir", str(project.path), "--github-api-url", github.url, "--visibility", "public"]
+    )
+    plan = resolve_plan(options, inputs.read_project(project.path), project.plan(), io.StringIO())
+    assert plan.role_arn == ROLE
 
 
 # ---------------------------------------------------------------- GitHub: public or private, and the token

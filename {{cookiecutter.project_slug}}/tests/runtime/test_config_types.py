@@ -266,21 +266,23 @@ def test_config_dict_value_is_refused_naming_source_key_and_value(job, key, valu
 
 
 @pytest.mark.parametrize(
-    ("line", "key", "problem"),
+    ("line", "field", "problem"),
     [
-        ('[unity_build]\nfolder = "a\\u0000b"', "build_folder", "contains a NUL character"),
-        ("[aws]\ns3_bucket = true", "bucket", "is not text"),
-        ('[unity_build]\nexecutable = ["3DBall"]', "env_file", "is not text"),
-        ("[unity_build]\nzip_key = inf", "zip_env_name", NOT_FINITE),
+        ('[unity_build]\nfolder = "a\\u0000b"', "[unity_build] folder", "NUL character"),
+        ("[aws]\ns3_bucket = true", "[aws] s3_bucket", "must be text, not bool"),
+        ('[unity_build]\nexecutable = ["3DBall"]', "[unity_build] executable", "must be text, not list"),
+        ("[unity_build]\nzip_key = inf", "[unity_build] zip_key", "must be text, not float"),
     ],
 )
-def test_project_toml_value_is_refused_naming_the_file_as_source(tmp_path, monkeypatch, line, key, problem):
+def test_project_toml_value_is_refused_naming_the_file_and_field(tmp_path, monkeypatch, line, field, problem):
+    """project.toml goes through project_file.py and the template's rules (rules.py)."""
     for name in ("SM_TRAINING_ENV", "SM_MODEL_DIR", "SM_HPS"):
         monkeypatch.delenv(name, raising=False)
     (tmp_path / "project.toml").write_text(line + "\n")
     with pytest.raises(ConfigError) as error:
         Probe({"project_file": str(tmp_path / "project.toml"), "runs_dir": str(tmp_path)}, argv=[])
-    assert str(error.value).startswith(f"project.toml: {key}=") and problem in str(error.value)
+    message = str(error.value)
+    assert str(tmp_path / "project.toml") in message and field in message and problem in message, message
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The eight options of the original template, each observable in the env the trainer builds."""
+"""The eight options of the original template, each observable in the envs the trainer builds:
+the one-agent gym env (get_gym_env) and the batched env every trainer uses (make_vec_env)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from gym import spaces
 
 from template_runtime.build import UnityBuildError
-from template_runtime.unity import MultiAgentUnityEnv, UnityEnvOptionError, import_skipping_package_init
+from template_runtime.unity import UnityEnvOptionError, import_skipping_package_init
+from template_runtime.vec_env import UnityVecEnv
 from trainer import LocalTrainer
 
 pytestmark = pytest.mark.usefixtures("no_internet")
@@ -34,6 +36,22 @@ def make_env(sim_executable, tmp_path):
         trainer = EnvTrainer({**base, **config}, argv=[])
         trainers.append(trainer)
         return trainer, trainer.get_gym_env(sim_executable)
+
+    yield make
+    for trainer in trainers:
+        trainer.close_env()
+
+
+@pytest.fixture
+def make_vec(sim_executable, tmp_path):
+    """make_vec(**config) -> (trainer, UnityVecEnv) on the simulated build, closed afterwards."""
+    trainers: list[EnvTrainer] = []
+
+    def make(**config):
+        base = {"runs_dir": str(tmp_path / "runs"), "project_file": "", "timeout_wait": 30}
+        trainer = EnvTrainer({**base, **config}, argv=[])
+        trainers.append(trainer)
+        return trainer, trainer.make_vec_env(sim_executable)
 
     yield make
     for trainer in trainers:
@@ -159,7 +177,7 @@ def test_worker_in_use_moves_to_the_next_id_and_says_so(make_env, caplog):
             trainer, env = make_env(worker_id=worker_id)
     assert trainer.worker_id == worker_id + 1
     assert (
-        f"using worker_id {worker_id + 1} (port {5006 + worker_id}) because worker_id {worker_id} was in use"
+        f"using worker_id {worker_id + 1} (port {5006 + worker_id}): worker_id {worker_id} was in use"
         in caplog.text
     )
     assert env.reset().shape == (8,)
@@ -173,66 +191,101 @@ def test_env_parameters_reach_the_player(make_env):
     assert results[-1][3]["step"].interrupted[0]
 
 
-# ---- several agents ----------------------------------------------------------------------------------
+# ---- several agents: the batched env ------------------------------------------------------------
 
 
-def test_one_agent_env_refuses_several_agents_and_points_to_multiagent(make_env):
-    with pytest.raises(UnityEnvOptionError, match="set multiagent=True"):
+def test_one_agent_env_refuses_several_agents_and_points_to_the_batched_env(make_env):
+    with pytest.raises(UnityEnvOptionError, match=r"make_vec_env\(\) with multiagent=True"):
         make_env(additional_args=player_args("--agents", "3"))
 
 
-def test_multiagent_gives_lists_with_one_entry_per_agent(make_env):
-    _, env = make_env(multiagent=True, additional_args=player_args("--agents", "3"))
-    assert isinstance(env, MultiAgentUnityEnv)
-    observations = env.reset()
-    assert env.num_agents == 3 and [o.shape for o in observations] == [(8,)] * 3
-    observations, rewards, dones, info = env.step(np.zeros((3, 2)))
-    assert len(observations) == len(rewards) == len(dones) == 3
-    assert all(isinstance(r, float) for r in rewards) and all(isinstance(d, bool) for d in dones)
+def test_get_gym_env_with_multiagent_points_to_make_vec_env(make_env):
+    with pytest.raises(UnityEnvOptionError, match=r"with multiagent=True use self.make_vec_env\(\)"):
+        make_env(multiagent=True, additional_args=player_args("--agents", "3"))
 
 
-def test_multiagent_episode_end_reports_done_and_keeps_slots(make_env):
-    _, env = make_env(
+def test_batched_env_without_multiagent_refuses_several_agents(make_vec):
+    trainer, envs = make_vec(additional_args=player_args("--agents", "3"))
+    with pytest.raises(UnityEnvOptionError, match="has 3 agents .* set multiagent=True"):
+        envs.reset()
+
+
+def test_multiagent_gives_one_row_per_agent(make_vec):
+    _, envs = make_vec(multiagent=True, additional_args=player_args("--agents", "3"))
+    assert isinstance(envs, UnityVecEnv) and envs.num_envs == 1
+    obs = envs.reset()
+    assert envs.num_agents == 3 and obs.shape == (3, 8) and obs.dtype == np.float32
+    obs, rewards, terminated, truncated, infos = envs.step(np.zeros((3, 2)))
+    assert obs.shape == (3, 8) and rewards.shape == terminated.shape == truncated.shape == (3,)
+    assert rewards.dtype == np.float32 and terminated.dtype == truncated.dtype == bool
+    assert infos == [{}, {}, {}]
+
+
+def test_episode_end_reports_truncated_with_the_final_observation_and_keeps_rows(make_vec):
+    _, envs = make_vec(
         multiagent=True, additional_args=player_args("--agents", "3"), env_parameters={"max_steps": 4}
     )
-    env.reset()
+    envs.reset()
     for _ in range(3):
-        _, _, dones, _ = env.step(np.zeros((3, 2)))
-        assert dones == [False] * 3
-    observations, _, dones, info = env.step(np.zeros((3, 2)))
-    assert dones == [True] * 3 and info["interrupted"] == [True] * 3
-    assert sorted(info["terminal_observations"]) == [0, 1, 2]
-    _, _, dones, _ = env.step(np.zeros((3, 2)))  # new episodes in the same slots
-    assert dones == [False] * 3
+        _, _, terminated, truncated, _ = envs.step(np.zeros((3, 2)))
+        assert not (terminated | truncated).any()
+    obs, rewards, terminated, truncated, infos = envs.step(np.zeros((3, 2)))
+    assert truncated.all() and not terminated.any()
+    for row in range(3):
+        assert infos[row]["TimeLimit.truncated"] is True and infos[row]["episode"]["l"] == 4
+        assert infos[row]["terminal_observation"].shape == (8,)
+    finished = envs.pop_finished()
+    assert [(e.length, e.truncated) for e in finished] == [(4, True)] * 3
+    assert envs.pop_finished() == []
+    _, _, terminated, truncated, _ = envs.step(np.zeros((3, 2)))  # new episodes in the same rows
+    assert not (terminated | truncated).any()
 
 
-def test_multiagent_flattened_branched_actions(make_env):
-    _, env = make_env(
+def test_multiagent_flattened_branched_actions(make_vec):
+    _, envs = make_vec(
         multiagent=True,
         flatten_branched=True,
         additional_args=player_args("--agents", "2", "--action-type", "branched"),
     )
-    env.reset()
-    assert env.action_space == spaces.Discrete(9)
-    assert len(env.step([0, 8])[0]) == 2
+    envs.reset()
+    assert envs.action_space == spaces.Discrete(9)
+    assert envs.step(np.array([0, 8]))[0].shape == (2, 8)
 
 
-def test_multiagent_visual_uint8_observations(make_env):
-    _, env = make_env(
+def test_multiagent_visual_uint8_observations(make_vec):
+    _, envs = make_vec(
         multiagent=True,
         use_visual=True,
         use_uint8_visual=True,
         additional_args=player_args("--agents", "2", "--observations", "vector+visual"),
     )
-    observations = env.reset()
-    assert [(o.shape, o.dtype) for o in observations] == [((32, 32, 3), np.uint8)] * 2
+    obs = envs.reset()
+    assert (obs.shape, obs.dtype) == ((2, 32, 32, 3), np.uint8)
 
 
-def test_multiagent_refuses_wrong_number_of_actions(make_env):
-    _, env = make_env(multiagent=True, additional_args=player_args("--agents", "2"))
-    env.reset()
+def test_batched_env_refuses_several_cameras_and_names_the_option(make_vec):
+    with pytest.raises(UnityEnvOptionError, match="allow_multiple_visual_obs=True"):
+        make_vec(
+            use_visual=True,
+            allow_multiple_visual_obs=True,
+            additional_args=player_args("--observations", "visual+gray"),
+        )
+
+
+def test_multiagent_refuses_wrong_number_of_actions(make_vec):
+    _, envs = make_vec(multiagent=True, additional_args=player_args("--agents", "2"))
+    envs.reset()
     with pytest.raises(ValueError, match=r"one action per agent \(2\)"):
-        env.step(np.zeros((3, 2)))
+        envs.step(np.zeros((3, 2)))
+
+
+def test_closing_the_batched_env_stops_its_player(make_vec):
+    trainer, envs = make_vec(multiagent=True, additional_args=player_args("--agents", "2"))
+    (pid,) = envs.unity_pids
+    assert trainer.unity_pids == [pid]
+    envs.close()
+    envs.close()  # twice is harmless
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 # ---- mlagents-envs >= 0.29 import path ---------------------------------------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import trainer as trainer_module
-from template_runtime.config import TEMPLATE_MARKER
+from template_runtime.project_file import TEMPLATE_MARKER
 from trainer import DEFAULT_CONFIG, ConfigError, LocalTrainer, Trainer, merge_config, parse_cli
 
 pytestmark = pytest.mark.usefixtures("no_internet")
@@ -186,7 +186,7 @@ def test_project_toml_is_not_read_inside_a_job(job, tmp_path):
 
 
 def test_unrendered_template_project_toml_is_ignored(outside_job, tmp_path):
-    placeholder = TEMPLATE_MARKER + 's3_bucket }}'
+    placeholder = TEMPLATE_MARKER + "s3_bucket }}"
     (tmp_path / "project.toml").write_text(f'[aws]\ns3_bucket = "{placeholder}"\n')
     assert Probe({"project_file": str(tmp_path / "project.toml")}, argv=[]).config["bucket"] == ""
 
@@ -194,6 +194,53 @@ def test_unrendered_template_project_toml_is_ignored(outside_job, tmp_path):
 def test_broken_project_toml_is_named(outside_job, tmp_path):
     (tmp_path / "project.toml").write_text("[aws\n")
     with pytest.raises(ConfigError, match="project.toml is not valid TOML"):
+        Probe({"project_file": str(tmp_path / "project.toml")}, argv=[])
+
+
+# Values the template refuses are refused here too, naming project.toml's table and key.
+HOSTILE_PROJECT_VALUES = [
+    ("aws", "s3_bucket", "a..b"),
+    ("aws", "s3_bucket", "my-bucket\n"),
+    ("aws", "s3_bucket", "amzn-s3-demo-bucket"),
+    ("unity_build", "zip_key", "builds/Walker.zip "),
+    ("unity_build", "zip_key", "../Walker.zip"),
+    ("unity_build", "folder", ""),
+    ("unity_build", "folder", "."),
+    ("unity_build", "folder", ".."),
+    ("unity_build", "folder", "src"),
+    ("unity_build", "folder", "tests"),
+    ("unity_build", "folder", "builds"),
+    ("unity_build", "folder", "walker_build\n"),
+    ("unity_build", "folder", "/tmp/walker"),
+    ("unity_build", "executable", "Walker "),
+    ("unity_build", "executable", "Walker\n"),
+    ("unity_build", "executable", "bin/Walker"),
+    ("unity_build", "executable", "Walker.exe"),
+]
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value"),
+    HOSTILE_PROJECT_VALUES,
+    ids=[f"{t}.{k}={v!r}" for t, k, v in HOSTILE_PROJECT_VALUES],
+)
+def test_project_toml_value_the_template_would_refuse_is_named(outside_job, tmp_path, table, key, value):
+    text = PROJECT_TOML.replace(f'{key} = "', f'{key} = "REPLACE', 1)
+    start = text.index('"REPLACE')
+    end = text.index("\n", start)
+    (tmp_path / "project.toml").write_text(text[:start] + json.dumps(value) + text[end:])
+
+    with pytest.raises(ConfigError) as refused:
+        Probe({"project_file": str(tmp_path / "project.toml")}, argv=[])
+
+    assert f"[{table}] {key}={value!r}: " in str(refused.value)
+
+
+def test_build_folder_holding_the_zip_in_project_toml_is_refused(outside_job, tmp_path):
+    (tmp_path / "project.toml").write_text(
+        PROJECT_TOML.replace('"walker_build"', '"games"').replace('"builds/Walker.zip"', '"games/Walker.zip"')
+    )
+    with pytest.raises(ConfigError, match=r"\[unity_build\] folder='games': holds the build zip"):
         Probe({"project_file": str(tmp_path / "project.toml")}, argv=[])
 
 

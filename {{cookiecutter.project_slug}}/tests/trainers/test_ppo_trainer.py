@@ -127,7 +127,8 @@ def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_
 
 
 def test_batch_size_larger_than_a_rollout_is_refused_with_the_sizes(sim_build_zip, tmp_path):
-    with pytest.raises(ConfigError, match=r"batch_size=4096 is more than a rollout \(4 envs x 32 n_steps\)"):
+    expected = r"batch_size=4096 is more than a rollout \(4 agents x 32 n_steps\)"
+    with pytest.raises(ConfigError, match=expected):
         short_run(tmp_path, sim_build_zip, batch_size=4096)
 
 

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
 REPO = Path(__file__).resolve().parents[2]
 METRIC_LINE = re.compile(
-    r"^step=\d+ episode=\d+ episode_reward=\S+ episode_length=\d+ episode_reward_mean=\S+ fps=\S+$"
+    r"^step=\d+ episode=\d+ episode_reward=\S+ episode_length=\d+ episode_reward_mean=\S+ "
+    r"episode_length_mean=\S+ fps=\S+$"
 )
 
 
@@ -128,9 +129,10 @@ def test_multiagent_counts_episodes_over_all_agents(sim_build_zip, tmp_path):
 
 def test_stop_request_ends_the_run_early_with_a_summary(sim_build_zip, tmp_path):
     class StoppedAfterOneEpisode(RandomTrainer):
-        def _episode_done(self, *args):
-            super()._episode_done(*args)
+        def log_metrics(self, step, **metrics):
+            logged = super().log_metrics(step, **metrics)
             self._on_signal(signal.SIGTERM, None)  # what SageMaker's stop does, without a real signal
+            return logged
 
     summary = StoppedAfterOneEpisode(local_config(tmp_path, sim_build_zip, episodes=50), argv=[]).run()
     assert summary["stopped_early"] and summary["episodes"] == 1
