@@ -17,6 +17,9 @@ metrics.jsonl, TensorBoard scalars and learning_curve.png in output_dir, checkpo
 
 from __future__ import annotations
 
+from trainer import ConfigError, Trainer  # first: answers --help before TensorFlow loads
+
+# isort: split
 import time
 from collections import deque
 
@@ -34,7 +37,6 @@ from template_runtime.tf_blocks import (
     restore_training_state,
     save_training_state,
 )
-from trainer import ConfigError, Trainer
 
 config = {
     # The env keys this trainer sets differently from trainer.DEFAULT_CONFIG (which has them all).
@@ -46,16 +48,16 @@ config = {
     "n_steps": 256,  # sim (SB3: 2048); steps per agent per rollout
     "batch_size": 256,  # sim (SB3: 64); minibatch size
     "n_epochs": 10,  # passes over each rollout
-    "learning_rate": 3e-4,
+    "learning_rate": 3e-4,  # Adam step size (annealed to 0 with anneal_lr)
     "anneal_lr": True,  # decay the learning rate linearly to 0
-    "gamma": 0.99,
-    "gae_lambda": 0.95,
-    "clip_range": 0.2,
-    "ent_coef": 0.0,
-    "vf_coef": 0.5,
-    "max_grad_norm": 0.5,
+    "gamma": 0.99,  # discount factor of future rewards
+    "gae_lambda": 0.95,  # GAE: 0 = one-step TD advantages, 1 = Monte Carlo returns
+    "clip_range": 0.2,  # how far the new policy may move from the old one (ratio clip)
+    "ent_coef": 0.0,  # weight of the entropy bonus (exploration)
+    "vf_coef": 0.5,  # weight of the value loss
+    "max_grad_norm": 0.5,  # gradients are clipped to this global norm
     "target_kl": 0.0,  # stop an update's epochs early above this approximate KL (0 = never)
-    "normalize_advantage": True,
+    "normalize_advantage": True,  # advantages to mean 0, std 1 per minibatch
     "normalize_observations": True,  # running mean/std of vector observations (like VecNormalize)
     "hidden_sizes": [64, 64],  # tanh layers of the actor and of the critic (ML-Agents' 3DBall: 128, 128)
     "checkpoint_frequency": 20_000,  # steps between checkpoints (also saved at the end and on SIGTERM)
@@ -263,6 +265,7 @@ class PPOTrainer(Trainer):
         "explained_variance",
         "learning_rate",
     )
+    resumable = True  # run() restores the latest checkpoint in checkpoint_dir (--run_id NAME --resume)
     checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
 
     def run(self) -> dict:

@@ -12,12 +12,13 @@ hyperparameters (every key, and every env key of trainer.DEFAULT_CONFIG, can be 
 
 from __future__ import annotations
 
+from trainer import Trainer  # first: answers --help and typos before anything heavy loads
+
+# isort: split
 import time
 from collections import deque
 
 import numpy as np
-
-from trainer import Trainer
 
 config = {
     "episodes": 10,  # stop after this many finished episodes (over all agents)

@@ -16,6 +16,9 @@ the replay buffer) in checkpoint_dir; a run resumes from the latest checkpoint t
 
 from __future__ import annotations
 
+from trainer import ConfigError, Trainer  # first: answers --help before TensorFlow loads
+
+# isort: split
 import time
 from collections import deque
 
@@ -33,7 +36,6 @@ from template_runtime.tf_blocks import (
     restore_training_state,
     save_training_state,
 )
-from trainer import ConfigError, Trainer
 
 config = {
     # The env keys this trainer sets differently from trainer.DEFAULT_CONFIG (which has them all).
@@ -46,15 +48,15 @@ config = {
     "buffer_size": 100_000,  # sim (SB3: 1_000_000); transitions kept for replay
     "learning_starts": 1_000,  # sim (SB3: 100); random actions until the buffer holds this many
     "batch_size": 128,  # sim (SB3: 32)
-    "gamma": 0.99,
+    "gamma": 0.99,  # discount factor of future rewards
     "tau": 1.0,  # target network update: 1 = copy, < 1 = Polyak averaging
     "train_frequency": 1,  # sim (SB3: 4); env steps (all agents at once) between training rounds
     "gradient_steps": 1,  # gradient steps per training round
     "target_update_interval": 2_000,  # sim (SB3: 10_000); agent steps between target network updates
     "exploration_fraction": 0.2,  # sim (SB3: 0.1); share of total_timesteps over which epsilon decays
-    "exploration_initial_eps": 1.0,
-    "exploration_final_eps": 0.05,
-    "max_grad_norm": 10.0,
+    "exploration_initial_eps": 1.0,  # epsilon (share of random actions) at the start
+    "exploration_final_eps": 0.05,  # epsilon after exploration_fraction of the run
+    "max_grad_norm": 10.0,  # gradients are clipped to this global norm
     "hidden_sizes": [64, 64],  # ReLU layers of the Q-network
     "checkpoint_frequency": 20_000,  # agent steps between checkpoints (also at the end and on SIGTERM)
     "save_replay_buffer": True,  # in checkpoints, so a resumed run does not start from an empty buffer
@@ -234,6 +236,7 @@ def _huber(error):
 
 class DQNTrainer(Trainer):
     metrics = ("loss", "q_values", "epsilon", "replay_size")
+    resumable = True  # run() restores the latest checkpoint in checkpoint_dir (--run_id NAME --resume)
     checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
 
     def run(self) -> dict:

@@ -26,6 +26,12 @@ stop or spot interruption, Ctrl-C), and where results go (SageMaker's folders in
 
 from __future__ import annotations
 
+# ruff: noqa: E402  (the imports below wait for answer_early(), which must run before they load)
+from template_runtime.cli import answer_early, split_run_flags
+
+answer_early()  # `--help` and mistyped keys are answered here, before mlagents or TensorFlow load
+
+# isort: split
 import template_runtime.fastpath  # noqa: F401  (first: lets mlagents_envs run on the fast protobuf)
 
 # isort: split
@@ -132,6 +138,7 @@ class Trainer(ABC):
 
     base_metrics: tuple[str, ...] = BASE_METRICS  # every trainer reports these
     metrics: tuple[str, ...] = ()  # a subclass's own metric names (a literal tuple: the launcher reads it)
+    resumable: bool = False  # True when run() restores from checkpoint_dir (then --resume works)
     checks_stop_requested: bool = False
     local_only: bool = False
     name: str = ""  # prefix of local run folders; "" = the script's file name without "_trainer"
@@ -140,6 +147,7 @@ class Trainer(ABC):
         if argv is None:  # only a script run as `python x_trainer.py --key value` takes the command line
             argv = sys.argv[1:] if type(self).__module__ == "__main__" else []
         script = dict(config or {})
+        argv, self.run_id, self.resume = split_run_flags(argv)
         cli, local_flag = parse_cli(argv, {**DEFAULT_CONFIG, **script})
         self.local = self.local_only or local_flag or not in_sagemaker_job()
         overrides = [("SM_HPS", {} if self.local else read_sm_hps()), ("command line", cli)]
@@ -160,6 +168,8 @@ class Trainer(ABC):
         self.run_name = self.name or _script_name(type(self))
         self._started = datetime.now()
         self._run_dir: Path | None = None
+        if self.local and (self.run_id or self.resume):
+            self._run_dir = self._named_run_dir()
         self._open: list[RunningPlayer | UnityVecEnv] = []
         self._metrics_log: MetricsLog | None = None
         self._progress = None
@@ -342,6 +352,38 @@ class Trainer(ABC):
             self._run_dir = candidate
         return self._run_dir
 
+    def _named_run_dir(self) -> Path:
+        """runs/<run_id>/: new, or (with --resume) the existing run of that name, continued in place."""
+        folder = self._resolve(self.config["runs_dir"]) / self.run_id
+        if self.resume:
+            if not self.resumable:
+                raise ConfigError(f"--resume: {type(self).__name__} keeps no checkpoints to resume from")
+            if not folder.is_dir():
+                raise ConfigError(f"--resume: there is no run {folder}; leave out --resume to start it")
+            self._report_changes(folder / "run_config.json")
+        elif folder.exists():
+            raise ConfigError(
+                f"--run_id {self.run_id}: {folder} exists already. Add --resume to continue that run, or "
+                "choose another --run_id (nothing was changed)"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+        self.write_json("run_config.json", self.config, folder=folder)
+        return folder
+
+    def _report_changes(self, previous_file: Path) -> None:
+        try:
+            previous = json.loads(previous_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        changed = {k: (previous.get(k), v) for k, v in self.config.items() if previous.get(k, v) != v}
+        for key, (old, new) in changed.items():
+            logger.warning("resuming %s with %s changed: %r -> %r", previous_file.parent.name, key, old, new)
+
+    def resuming_from(self, step: int) -> None:
+        """Called when run() restores a checkpoint of ``step``: the run's metrics (metrics.jsonl and
+        TensorBoard) continue from there, dropping what was logged after the checkpoint."""
+        self._metrics().continue_from(step)
+
     def _folder(self, env_var: str, job_default: str, local_name: str) -> Path:
         path = self.run_dir / local_name if self.local else Path(os.environ.get(env_var) or job_default)
         path.mkdir(parents=True, exist_ok=True)
@@ -357,6 +399,13 @@ class Trainer(ABC):
         """Report ``metrics`` at ``step``: one line ``step=1200 episode_reward_mean=0.53 fps=231.4`` in
         the log (the job's metric definitions read it), a record in output_dir/metrics.jsonl and
         TensorBoard scalars; returns the values as logged (floats)."""
+        logged = self._metrics().log(step, metrics)
+        if self._progress is not None:
+            shown = {"reward": logged.get("episode_reward_mean"), "fps": logged.get("fps")}
+            self._progress.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None})
+        return logged
+
+    def _metrics(self) -> MetricsLog:
         if self._metrics_log is None:
             self._metrics_log = MetricsLog(
                 self.output_dir / "metrics.jsonl",
@@ -364,11 +413,7 @@ class Trainer(ABC):
                 (*self.base_metrics, *self.metrics),
                 echo=self._echo,
             )
-        logged = self._metrics_log.log(step, metrics)
-        if self._progress is not None:
-            shown = {"reward": logged.get("episode_reward_mean"), "fps": logged.get("fps")}
-            self._progress.set_postfix({k: f"{v:.4g}" for k, v in shown.items() if v is not None})
-        return logged
+        return self._metrics_log
 
     def progress_bar(self, total: int, initial: int = 0):
         """A tqdm progress bar for local runs (off in jobs, whose logs it would fill); metric lines

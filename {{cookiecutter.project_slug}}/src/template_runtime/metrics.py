@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import sys
 import time
@@ -101,6 +102,33 @@ class MetricsLog:
         self._write_scalars(int(step), logged)
         return logged
 
+    def continue_from(self, step: int) -> int:
+        """A resumed run continues at ``step``: drop the records logged after it (they are not in the
+        checkpoint, so the curve would step back), and tell TensorBoard to drop its own: a SessionLog
+        START at ``step + 1`` makes it purge the events of earlier files from that step on. Returns how
+        many records were dropped."""
+        records = read_metrics(self.jsonl)
+        kept = [record for record in records if record.get("step", 0) <= step]
+        if len(kept) != len(records):
+            partial = self.jsonl.with_name(f".{self.jsonl.name}.partial")
+            partial.write_text("".join(json.dumps(record) + "\n" for record in kept), encoding="utf-8")
+            os.replace(partial, self.jsonl)
+            logging.getLogger("trainer").info(
+                "resuming at step %d: dropped %d metric records logged after it",
+                step,
+                len(records) - len(kept),
+            )
+        if self.tensorboard_dir is not None and self.tensorboard_dir.is_dir():
+            writer = self._event_writer()
+            if writer is not None:
+                from tensorboard.compat.proto import event_pb2
+
+                start = event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+                event = event_pb2.Event(wall_time=time.time(), step=int(step) + 1, session_log=start)
+                writer.add_event(event)
+                writer.flush()
+        return len(records) - len(kept)
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
@@ -117,27 +145,36 @@ class MetricsLog:
             )
 
     def _write_scalars(self, step: int, values: Mapping[str, float]) -> None:
-        if self.tensorboard_dir is None:
+        writer = self._event_writer()
+        if writer is None:
             return
+        from tensorboard.compat.proto import event_pb2, summary_pb2
+
+        summary = summary_pb2.Summary(
+            value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]
+        )
+        writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
+        writer.flush()
+
+    def _event_writer(self):
+        """TensorBoard's event file writer, made on first use (None without TensorBoard)."""
+        if self.tensorboard_dir is None:
+            return None
+        if self._writer is not None:
+            return self._writer
         if "tensorflow" not in sys.modules:
             # TensorBoard's writer would import TensorFlow (~10 s) just for file I/O; its own switch,
             # the module tensorboard.compat.notf, makes it use its TensorFlow-free stub instead.
             sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
         try:
-            from tensorboard.compat.proto import event_pb2, summary_pb2
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError:  # TensorBoard not installed: the other three still have every value
             self.tensorboard_dir = None
             logging.getLogger("trainer").warning("tensorboard is not installed: no TensorBoard event files")
-            return
-        if self._writer is None:
-            self.tensorboard_dir.mkdir(parents=True, exist_ok=True)
-            self._writer = EventFileWriter(str(self.tensorboard_dir))
-        summary = summary_pb2.Summary(
-            value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()]
-        )
-        self._writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
-        self._writer.flush()
+            return None
+        self.tensorboard_dir.mkdir(parents=True, exist_ok=True)
+        self._writer = EventFileWriter(str(self.tensorboard_dir))
+        return self._writer
 
 
 def _number(name: str, value: object) -> float:

@@ -159,6 +159,7 @@ def restore_training_state(trainer, module: tf.Module, what: str) -> tuple[int, 
     restore_arrays(module.variables, saved, what, state["path"])
     trainer.rng.bit_generator.state = state["rng"]
     logging.getLogger("trainer").info("resuming from %s at step %d", state["path"], state["step"])
+    trainer.resuming_from(int(state["step"]))  # metrics.jsonl and TensorBoard continue from there
     return int(state["step"]), arrays, state
 
 

@@ -4,9 +4,10 @@ A step is mostly mlagents-envs' Python (protobuf, its gRPC server thread), which
 threads would take turns (measured: two instances in threads gave 1.05x the steps of one) while
 processes use every core. ``EnvWorker(unity_file, settings)`` spawns a fresh interpreter (gRPC and
 TensorFlow are not fork-safe) that starts the player with ``unity.start_player``, views it as an
-``AgentBatch`` and answers ``reset`` / ``step`` requests. It needs no ``Trainer`` and no TensorFlow,
-so workers start in about a second. The worker closes its player when asked, on SIGTERM, and when
-its parent goes away (the pipe breaks); Ctrl-C is for the parent, which then closes the workers.
+``AgentBatch`` and answers ``reset`` / ``step`` requests. It needs no ``Trainer`` and no
+TensorFlow (the trainer's script is not re-imported in it), so workers start in about a second.
+The worker closes its player when asked, on SIGTERM, and when its parent goes away (the pipe
+breaks); Ctrl-C is for the parent, which then closes the workers.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import sys
 
 from template_runtime.unity import AgentBatch, EnvSettings, RunningPlayer, start_player
 
@@ -31,7 +33,8 @@ class EnvWorker:
         self.process = context.Process(
             target=_worker_main, args=(child, str(unity_file), settings), name=name, daemon=True
         )
-        self.process.start()
+        with _main_module_hidden():
+            self.process.start()
         child.close()
         self.player_pid: int | None = None
 
@@ -72,6 +75,29 @@ class EnvWorker:
         if self.player_pid is not None:  # a worker killed before it closed its player
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.player_pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _main_module_hidden():
+    """Start a spawned worker without re-importing the trainer's script in it.
+
+    A spawned child re-imports ``__main__`` (by its file or module name) before running its target;
+    for a training script that is TensorFlow's import (seconds, hundreds of MB) in every worker,
+    which needs nothing of it: the worker's code is this module. Without ``__file__`` and
+    ``__spec__`` during ``start()``, multiprocessing leaves the main module alone.
+    """
+    main = sys.modules.get("__main__")
+    saved = {name: getattr(main, name) for name in ("__file__", "__spec__") if hasattr(main, name)}
+    try:
+        for name in saved:
+            if name == "__file__":
+                delattr(main, name)
+            else:
+                setattr(main, name, None)
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(main, name, value)
 
 
 def _worker_main(connection, unity_file: str, settings: EnvSettings) -> None:

@@ -13,12 +13,15 @@ import multiprocessing
 import re
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from learning_helpers import finish, free_worker_id, local_config, mean_return, serve, start_job
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ppo_trainer import PPOTrainer
 from ppo_trainer import config as script_config
@@ -28,7 +31,12 @@ from trainer import ConfigError
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
-METRIC_LINE = re.compile(r"^step=(\d+) episode_reward_mean=\S+ fps=\S+ policy_loss=\S+ .*learning_rate=\S+$")
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+METRIC_LINE = re.compile(
+    r"^step=(\d+) episode_reward_mean=\S+ episode_length_mean=\S+ fps=\S+ policy_loss=\S+ "
+    r".*learning_rate=\S+$"
+)
 
 
 def short_run(tmp_path: Path, zip_path: Path, **extra) -> PPOTrainer:
@@ -173,6 +181,62 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
     summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
     assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 8192
     assert (tmp_path / "opt_ml/model/1/saved_model.pb").is_file()
+
+
+def run_local(tmp_path: Path, zip_path: Path, *argv: str) -> subprocess.Popen:
+    """``python src/ppo_trainer.py --local ...`` as a user runs it, with runs/ in tmp_path."""
+    settings = ["--zip_env_name", str(zip_path), "--build_folder", str(tmp_path / "build")]
+    settings += ["--runs_dir", str(tmp_path / "runs"), "--project_file", ""]
+    settings += ["--worker_id", str(free_worker_id())]
+    small = ["--additional_args", "--agents 4", "--n_steps", "64", "--batch_size", "128"]
+    return subprocess.Popen(
+        [sys.executable, str(SRC / "ppo_trainer.py"), "--local", *settings, *small, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_named_run_stopped_by_sigterm_resumes_in_place_with_one_continuous_record(sim_build_zip, tmp_path):
+    first = run_local(tmp_path, sim_build_zip, "--run_id", "ball", "--total_timesteps", "1000000")
+    try:
+        seen = []
+        for line in first.stdout:
+            seen += metric_steps([line.strip()])
+            if len(seen) == 3:
+                first.send_signal(signal.SIGTERM)  # Ctrl-C's cousin: the run saves a checkpoint and stops
+                break
+        first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    run = tmp_path / "runs" / "ball"
+    (saved,) = sorted((run / "checkpoints").glob("checkpoint-*"))
+    stopped_at = int(saved.name.split("-")[1])
+
+    again = subprocess.run(
+        [sys.executable, str(SRC / "ppo_trainer.py"), "--local", "--runs_dir", str(tmp_path / "runs"),
+         "--project_file", "", "--run_id", "ball"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert again.returncode == 1 and "exists already. Add --resume" in again.stderr
+    assert "Traceback" not in again.stderr
+
+    budget = str(stopped_at + 512)
+    resumed = run_local(tmp_path, sim_build_zip, "--run_id", "ball", "--resume", "--total_timesteps", budget)
+    output = resumed.communicate(timeout=240)[0]
+    assert resumed.returncode == 0, output[-3000:]
+    assert "total_timesteps changed: 1000000 -> " in output
+    records = [json.loads(line) for line in (run / "output/metrics.jsonl").read_text().splitlines()]
+    steps = [record["step"] for record in records]
+    assert steps == sorted(set(steps)) and steps[-1] == stopped_at + 512  # one file, steps increasing
+    assert stopped_at in steps and len(list(tmp_path.glob("runs/*"))) == 1  # no second run folder
+    events = EventAccumulator(str(run / "output/tensorboard"))
+    events.Reload()  # TensorBoard purges what the first part logged after the checkpoint
+    board_steps = [scalar.step for scalar in events.Scalars("episode_reward_mean")]
+    assert board_steps == steps
+    assert (run / "output/learning_curve.png").is_file() and (run / "model/1/saved_model.pb").is_file()
 
 
 # ----------------------------------------------------------------------------------------------

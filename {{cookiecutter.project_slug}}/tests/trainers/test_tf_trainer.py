@@ -25,7 +25,8 @@ from trainer import ConfigError
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
 METRIC_LINE = re.compile(
-    r"^step=(\d+) episode_reward_mean=\S+ fps=\S+ loss=\S+ q_values=\S+ epsilon=\S+ replay_size=\d+$"
+    r"^step=(\d+) episode_reward_mean=\S+ episode_length_mean=\S+ fps=\S+ loss=\S+ q_values=\S+ epsilon=\S+ "
+    r"replay_size=\d+$"
 )
 DISCRETE = ["--action-type", "discrete"]
 
