@@ -138,9 +138,8 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
     ids=["tau", "buffer", "hidden"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = DQNTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
-    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
-        trainer.run()
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):  # when made, or in run()
+        DQNTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[]).run()
     assert not (tmp_path / "build").exists()
 
 
