@@ -57,7 +57,7 @@ def short_run(tmp_path: Path, zip_path: Path, **extra) -> PPOTrainer:
 
 @pytest.fixture(scope="module")
 def trained(sim_build_zip, tmp_path_factory) -> tuple[PPOTrainer, dict]:
-    """The default setup (continuous actions, 16 agents) trained for 61,440 steps (about 15 s)."""
+    """The default setup (continuous actions, 12 agents) trained for 61,440 steps."""
     tmp_path = tmp_path_factory.mktemp("ppo_trained")
     trainer = PPOTrainer(
         local_config(script_config, tmp_path, sim_build_zip, total_timesteps=60_000, seed=1), argv=[]
@@ -99,7 +99,7 @@ def test_continuous_unity_model_equals_the_saved_model_with_the_normaliser_insid
 def test_a_run_leaves_metrics_tensorboard_curve_and_final_checkpoint(trained):
     trainer, summary = trained
     records = [json.loads(line) for line in (trainer.output_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == list(range(4096, 61_441, 4096))
+    assert [r["step"] for r in records] == list(range(3072, 61_441, 3072))  # 12 agents x 256 n_steps
     assert {"episode_reward_mean", "fps", "approx_kl", "explained_variance"} <= set(records[-1])
     assert list((trainer.output_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (trainer.output_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -136,7 +136,7 @@ def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp
 def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):
     worker_id = free_worker_id(2)
     trainer = short_run(
-        tmp_path, sim_build_zip, num_envs=2, multiagent=False, additional_args=[], worker_id=worker_id
+        tmp_path, sim_build_zip, num_envs=2, multiagent=False, additional_args=["--agents", "1"], worker_id=worker_id
     )
     logs = sorted(p.name for p in (trainer.output_dir / "unity_logs").iterdir())
     assert logs == [f"Player-{worker_id}.log", f"Player-{worker_id + 1}.log"]
@@ -185,12 +185,12 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
         if job.poll() is None:
             job.kill()
             job.wait()
-    assert seen == [4096, 8192] and job.returncode == 0
+    assert seen == [3072, 6144] and job.returncode == 0
     (saved,) = sorted(checkpoints.glob("checkpoint-*"))
     stopped_at = int(saved.name.split("-")[1])
     assert stopped_at == max(seen + metric_steps(remaining.splitlines()))
 
-    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 8192)
+    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 6144)
     try:
         output = resumed.communicate(timeout=180)[0]
     finally:
@@ -198,10 +198,10 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
             resumed.kill()
             resumed.wait()
     assert resumed.returncode == 0
-    assert metric_steps(output.splitlines()) == [stopped_at + 4096, stopped_at + 8192]
+    assert metric_steps(output.splitlines()) == [stopped_at + 3072, stopped_at + 6144]
     assert f"at step {stopped_at}" in output  # "resuming from <checkpoint> at step <n>"
     summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
-    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 8192
+    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 6144
     assert (tmp_path / "opt_ml/model/1/saved_model.pb").is_file()
 
 
@@ -278,18 +278,18 @@ def stop_after(job, updates: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def stopped_job_checkpoints(sim_build_zip, tmp_path_factory) -> Path:
-    """Two checkpoints as a spot-interrupted job leaves them: a run of 4096 steps, then a resumed run
-    stopped by SIGTERM after its first update (4096 more steps)."""
+    """Two checkpoints as a spot-interrupted job leaves them: a run of 3072 steps, then a resumed run
+    stopped by SIGTERM after its first update (3072 more steps)."""
     tmp_path = tmp_path_factory.mktemp("ppo_stopped")
     checkpoints = tmp_path / "checkpoints"
-    first = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=4096)
-    assert metric_steps(finish(first, 180).splitlines()) == [4096] and first.returncode == 0
+    first = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=3072)
+    assert metric_steps(finish(first, 180).splitlines()) == [3072] and first.returncode == 0
     second = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=10_000_000)
     steps = stop_after(second, 1)
-    assert steps == [8192] and second.returncode == 0
+    assert steps == [6144] and second.returncode == 0
     assert sorted(p.name for p in checkpoints.iterdir()) == [
-        "checkpoint-000000004096",
-        "checkpoint-000000008192",
+        "checkpoint-000000003072",
+        "checkpoint-000000006144",
     ]
     return checkpoints
 
@@ -303,7 +303,7 @@ def _edit_recent_returns(folder: Path) -> None:
 
 NEWEST_DAMAGE = {
     "truncated npz": lambda c: (c / "arrays.npz").write_bytes((c / "arrays.npz").read_bytes()[:1000]),
-    "bad state.json": lambda c: (c / "state.json").write_text('{"step": 8192, "rng": '),
+    "bad state.json": lambda c: (c / "state.json").write_text('{"step": 6144, "rng": '),
     "empty file": lambda c: (c / "arrays.npz").write_bytes(b""),
     "missing manifest": lambda c: (c / "manifest.json").unlink(),
     "manifest mismatch": _edit_recent_returns,
@@ -317,25 +317,25 @@ def test_restart_after_sigterm_skips_a_damaged_newest_checkpoint(
 ):
     checkpoints = tmp_path / "checkpoints"
     shutil.copytree(stopped_job_checkpoints, checkpoints)
-    newest = checkpoints / "checkpoint-000000008192"
+    newest = checkpoints / "checkpoint-000000006144"
     NEWEST_DAMAGE[damage](newest)
-    (checkpoints / ".partial-checkpoint-000000012288-77").mkdir()  # as a kill during a write leaves it
+    (checkpoints / ".partial-checkpoint-000000009216-77").mkdir()  # as a kill during a write leaves it
 
-    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=4096 + 8192)
+    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=3072 + 6144)
     if damage == "truncated npz":  # stopped again after one update: its checkpoint replaces the damaged one
         steps, output = stop_after(resumed, 1), ""
     else:
         output = finish(resumed, 180)
         steps = metric_steps(output.splitlines())
     assert resumed.returncode == 0, output
-    assert steps[:1] == [8192]  # resumed from 4096, not from the damaged 8192 and not from 0
+    assert steps[:1] == [6144]  # resumed from 3072, not from the damaged 6144 and not from 0
     if output:
-        assert steps == [8192, 12288]
+        assert steps == [6144, 9216]
         assert f"skipping checkpoint {newest}: " in output
-        assert "resuming from the older checkpoint checkpoint-000000004096" in output
-        assert "at step 4096" in output
+        assert "resuming from the older checkpoint checkpoint-000000003072" in output
+        assert "at step 3072" in output
         summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
-        assert summary["resumed_from"] == 4096 and summary["total_steps"] == 12288
+        assert summary["resumed_from"] == 3072 and summary["total_steps"] == 9216
     else:
         verify_checkpoint(newest)  # rewritten whole by the resumed run
     assert not list(checkpoints.glob(".partial-checkpoint-*"))
