@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import aws, capture, container, results
+from launcher import aws, capture, container, results, role_check
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.project import REPO_ROOT
@@ -121,7 +121,7 @@ def submit(settings: Settings) -> SubmittedJob:
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
-    with capture.record(session) as requests:
+    with role_check.checked_role(session, settings, spec.role_arn), capture.record(session) as requests:
         sdk.start(spec, session)
     if not requests:
         raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} returned without a CreateTrainingJob request")
@@ -171,7 +171,10 @@ def run_local_job(
     _preflight(settings, session)
     spec = describe_job(settings)
     try:
-        with capture.hold_back(session, offline=False, bucket=spec.bucket):
+        with (
+            role_check.checked_role(session, settings, spec.role_arn),
+            capture.hold_back(session, offline=False, bucket=spec.bucket),
+        ):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
         request = held.request
