@@ -7,7 +7,8 @@
     results = fetch_results(job)                 # model and output from S3
     plot_learning_curve(results); load_saved_model(results)
 
-``dry_run(settings)`` returns the CreateTrainingJob request without sending anything;
+``dry_run(settings)`` returns the CreateTrainingJob request without sending anything, and
+``dry_run_plan(settings)`` everything that would run (entry point, hyperparameters, files, build);
 ``run_local_job(settings)`` builds the same request and runs it here (container.py).
 """
 
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launcher import aws, capture, container, results, role_check
+from launcher import dry_run as dry_run_report
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.project import REPO_ROOT
@@ -104,6 +106,16 @@ def describe_job(settings: Settings, role_arn: str | None = None) -> TrainingJob
 
 def dry_run(settings: Settings) -> dict:
     """The exact CreateTrainingJob request the SDK would send; nothing is sent (not even the uploads)."""
+    return _held_back_request(settings)[1]
+
+
+def dry_run_plan(settings: Settings) -> dict:
+    """Everything the job would run: entry point, typed hyperparameters, source files, build, metric
+    definitions, and the request itself (launcher/dry_run.py); nothing is sent."""
+    return dry_run_report.plan(*_held_back_request(settings))
+
+
+def _held_back_request(settings: Settings) -> tuple[TrainingJobSpec, dict]:
     sdk = _sdk(settings)
     spec = build_job_spec(settings, require_role(settings) or DRY_RUN_ROLE)
     session = aws.session(settings.region)
@@ -111,7 +123,7 @@ def dry_run(settings: Settings) -> dict:
         with capture.hold_back(session, offline=True, bucket=spec.bucket):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
-        return held.request
+        return spec, held.request
     raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
 
 

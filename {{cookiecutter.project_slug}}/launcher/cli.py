@@ -37,7 +37,10 @@ def parser() -> argparse.ArgumentParser:
     )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
-        "--dry-run", action="store_true", help="print the CreateTrainingJob request as JSON; send nothing"
+        "--dry-run",
+        action="store_true",
+        help="print, as JSON, what the job would run (entry point, hyperparameters, source files, build, "
+        "metric definitions) and its CreateTrainingJob request; send nothing",
     )
     mode.add_argument(
         "--local-job",
@@ -114,8 +117,8 @@ def _run(args: argparse.Namespace) -> int:
         api.upload_build(settings, args.upload_build)
     if args.dry_run:
         with contextlib.redirect_stdout(sys.stderr):  # stdout is the JSON alone (the SDKs print to it)
-            request = api.dry_run(settings)
-        print(api.request_json(request))
+            plan = api.dry_run_plan(settings)
+        print(api.request_json(plan))
         return 0
     if args.local_job:
         api.run_local_job(settings, container_python=args.container_python, work_dir=args.work_dir)

@@ -30,7 +30,11 @@ from launcher.errors import LaunchError
 from launcher.runtime import rules
 
 SIMULATE_EVENT = "before-call.iam.SimulatePrincipalPolicy"
-ONE_ATTEMPT = {"retries": {"total_max_attempts": 1, "mode": "standard"}, "connect_timeout": 10, "read_timeout": 30}
+ONE_ATTEMPT = {
+    "retries": {"total_max_attempts": 1, "mode": "standard"},
+    "connect_timeout": 10,
+    "read_timeout": 30,
+}
 
 
 class Unverifiable(Exception):  # noqa: N818  (a signal inside this module)
