@@ -243,6 +243,10 @@ class RoleMaker:
     def __init__(self, iam, plan: RolePlan, *, dry_run: bool, out: TextIO):
         self.iam, self.plan, self.dry_run, self.out = iam, plan, dry_run, out
 
+    @property
+    def will(self) -> str:
+        return "it would be" if self.dry_run else "it is"
+
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
 
@@ -289,7 +293,7 @@ class RoleMaker:
         trust, policy = self.current()
         changed = False
         if trust is None:
-            self.say(f"role {plan.name} does not exist: {'it would be' if self.dry_run else 'it is'} created")
+            self.say(f"role {plan.name} does not exist: {self.will} created")
             self.request(
                 "CreateRole",
                 RoleName=plan.name,
@@ -298,13 +302,13 @@ class RoleMaker:
             )
             changed = True
         elif trust != plan.trust_policy:
-            self.say(f"role {plan.name}: its trust policy differs from the one above: it is replaced")
+            self.say(f"role {plan.name}: its trust policy differs from the one above: {self.will} replaced")
             self.request("UpdateAssumeRolePolicy", RoleName=plan.name, PolicyDocument=trust_text)
             changed = True
         if policy != plan.permissions:
             self.say(
                 f"inline policy {plan.policy_name}: "
-                f"{'missing' if policy is None else 'differs from the one above'}: it is written"
+                f"{'missing' if policy is None else 'differs from the one above'}: {self.will} written"
             )
             self.request(
                 "PutRolePolicy", RoleName=plan.name, PolicyName=plan.policy_name, PolicyDocument=policy_text
@@ -373,8 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     options = build_parser().parse_args(argv)
+    out = out or sys.stdout
     try:
         project = project_file.read_project_file(
             Path(options.project_file) if options.project_file else REPO_ROOT / project_file.FILE_NAME,
