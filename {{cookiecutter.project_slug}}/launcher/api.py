@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import aws, capture, container, results, role_check
+from launcher import aws, capture, container, results, role_check, tensorboard
 from launcher import dry_run as dry_run_report
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
@@ -238,6 +238,33 @@ def fetch_results(
         except LaunchError:
             raise unknown from None
         return results.fetch_results(session, name, dest or RESULTS_DIR, f"s3://{bucket}")
+
+
+def fetch_tensorboard(
+    job: SubmittedJob | str, region: str, dest: str | Path | None = None, bucket: str | None = None
+):
+    """Download a job's TensorBoard event files into results/<job-name>/tensorboard/ (see tensorboard.py).
+
+    A name SageMaker does not know is looked for in ``bucket`` (a job run with --local-job).
+    """
+    name = job if isinstance(job, str) else job.job_name
+    session = aws.session(region)
+    aws.check_credentials(session)
+    try:
+        description = results.describe(session, name)
+    except LaunchError:
+        if not bucket:
+            raise
+        aws.check_object(session, bucket, f"{name}/output/output.tar.gz", setting="job_name")
+        description = {"TrainingJobName": name, "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}"}}
+    return tensorboard.fetch_event_files(session, description, Path(dest or RESULTS_DIR))
+
+
+def show_tensorboard(
+    job: SubmittedJob | str, region: str, port: int = tensorboard.DEFAULT_PORT, **where
+) -> None:
+    """fetch_tensorboard, then TensorBoard on 127.0.0.1:``port`` in this process's place (command line)."""
+    tensorboard.start(fetch_tensorboard(job, region, **where), port)
 
 
 plot_learning_curve = results.plot_learning_curve

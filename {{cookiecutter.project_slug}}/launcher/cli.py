@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
-from launcher import api
+from launcher import api, tensorboard
 from launcher.entry_points import load_entry_point
 from launcher.errors import JobFailed, LaunchError
 from launcher.project import SOURCE_DIR, read_project
@@ -52,6 +53,17 @@ def parser() -> argparse.ArgumentParser:
         metavar="JOB_NAME",
         help="download a finished job's model and output into results/ and plot its learning curve",
     )
+    mode.add_argument(
+        "--tensorboard",
+        metavar="JOB_NAME",
+        help="download a job's TensorBoard event files into results/ and start TensorBoard on 127.0.0.1",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("TB_PORT") or tensorboard.DEFAULT_PORT),
+        help="--tensorboard: the port on 127.0.0.1 (default: $TB_PORT or 6006, as make tensorboard)",
+    )
     p.add_argument("--wait", action="store_true", help="wait for the job to end, streaming its logs")
     p.add_argument(
         "--set",
@@ -74,7 +86,9 @@ def parser() -> argparse.ArgumentParser:
         help="--local-job: where the job's /opt/ml folders go (default: runs/local-jobs)",
     )
     p.add_argument(
-        "--results-dir", metavar="DIR", help="--fetch-results: where to put them (default: results)"
+        "--results-dir",
+        metavar="DIR",
+        help="--fetch-results, --tensorboard: where to put them (default: results)",
     )
     p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
     return p
@@ -111,6 +125,11 @@ def _run(args: argparse.Namespace) -> int:
         if found is not None and api.plot_learning_curve(found) is not None:
             print(f"learning curve: {found.folder / 'learning_curve.png'}")
         return 0 if found is not None else 1
+    if args.tensorboard:
+        api.show_tensorboard(
+            args.tensorboard, settings.region, args.port, dest=args.results_dir, bucket=settings.bucket
+        )
+        return 0
     if args.upload_build and args.dry_run:
         raise LaunchError("--upload-build sends the build to S3: leave it out of a --dry-run")
     if args.upload_build:

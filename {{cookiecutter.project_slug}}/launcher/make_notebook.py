@@ -204,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         current = NOTEBOOK.read_text(encoding="utf-8") if NOTEBOOK.is_file() else ""
         if current != wanted:
-            print(
-                f"{NOTEBOOK.name} is out of date: run python -m launcher.make_notebook", file=sys.stderr
-            )
+            print(f"{NOTEBOOK.name} is out of date: run python -m launcher.make_notebook", file=sys.stderr)
             return 1
         return 0
     NOTEBOOK.write_text(wanted, encoding="utf-8")
