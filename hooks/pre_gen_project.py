@@ -36,9 +36,17 @@ def template_folder(repo_dir: Path) -> Path:
     raise FileNotFoundError(f"no template folder in {repo_dir}")
 
 
+# Where this hook was rendered: the template folder (cookiecutter and cruft render hooks from there).
+RENDERED_IN: str = json.loads({{ rendering_dir() | jsonify(indent=None) | jsonify(indent=None) }})
+
+
 def load_rules() -> ModuleType:
-    """rules.py from the template being rendered (a local folder, a git clone or an unpacked zip)."""
-    repo_dir = ANSWERS.get("_repo_dir")
+    """rules.py from the template being rendered (a local folder, a git clone or an unpacked zip).
+
+    cookiecutter names the template folder in ``_repo_dir``; cruft (which runs cookiecutter's
+    generate_files itself) does not, and then it is the folder this hook was rendered in.
+    """
+    repo_dir = ANSWERS.get("_repo_dir") or RENDERED_IN
     if not isinstance(repo_dir, str) or not repo_dir:
         raise RuntimeError("cookiecutter did not pass _repo_dir to the hook: use cookiecutter 2.2 or newer")
     path = template_folder(Path(repo_dir)).joinpath(*RULES_FILE)

@@ -16,24 +16,52 @@ from launcher import api, tensorboard
 from launcher.entry_points import load_entry_point
 from launcher.errors import JobFailed, LaunchError
 from launcher.project import SOURCE_DIR, read_project
+from launcher.runtime import runtime_module
 from launcher.settings import SETTING_NAMES, parse_assignment, split_assignments
 
-EPILOG = f"""
+SETTINGS_HELP = f"""
 --set KEY=VALUE takes a job setting ({", ".join(n for n in SETTING_NAMES if n != "hyperparameters")})
 or a config key of the entry point (a hyperparameter; write hp.KEY=VALUE if a name is both).
-Examples:
-  python launch.py --dry-run --set episodes=20
-  python launch.py --wait --set instance_type=ml.c5.4xlarge --set use_spot=true
-  python launch.py --local-job --container-python .venv/bin/python   # SDK v2: + requirements/image.txt
-  python launch.py --fetch-results <job-name>
 """
+
+
+def epilog() -> str:
+    """The settings, and examples with a hyperparameter of this project's own entry point."""
+    example = example_hyperparameter()
+    if example is None:  # no readable project.toml or entry point: the examples without one
+        entry, hp = "the entry point", ""
+    else:
+        entry, hp = f"src/{example[0]}, from project.toml", f" --set {example[1]}={example[2]}"
+    return (
+        SETTINGS_HELP
+        + f"""Examples (the entry point is {entry}):
+  python launch.py --dry-run{hp}
+  python launch.py --wait{hp} --set instance_type=ml.c5.4xlarge --set use_spot=true
+  python launch.py --local-job --container-python .venv/bin/python --upload-build builds/3DBall.zip{hp}
+  python launch.py --fetch-results <job-name>
+  python launch.py --tensorboard <job-name> --port 6006
+"""
+    )
+
+
+def example_hyperparameter() -> tuple[str, str, object] | None:
+    """(entry point, key, default): the first whole number in the entry point's own config dict."""
+    try:
+        entry = load_entry_point(read_project().entry_point, SOURCE_DIR)
+        own = runtime_module("entry_point").read_entry_point(entry.path).config
+    except Exception:  # noqa: BLE001  (help must work whatever state the project is in)
+        return None
+    for key, value in own.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            return entry.name, key, value
+    return None
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="launch.py",
         description="Start a SageMaker training job for this repository.",
-        epilog=EPILOG,
+        epilog=epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     mode = p.add_mutually_exclusive_group()
