@@ -30,7 +30,7 @@ def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.Complet
     import os
 
     completed = subprocess.run(command, cwd=cwd, env={**os.environ, **GIT_ENV}, capture_output=True, text=True,
-                               timeout=300)
+                               timeout=300, check=False)
     if check:
         assert completed.returncode == 0, completed.stdout + completed.stderr
     return completed
