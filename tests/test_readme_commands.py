@@ -207,6 +207,11 @@ def test_readme_examples_use_keys_the_scripts_have(cookies, algorithm):
     project = rendered(algorithm, cookies)
     entry = tomllib.loads((project / "project.toml").read_text(encoding="utf-8"))["training"]["entry_point"]
     setting_names = set(re.findall(r"^    (\w+): ", (project / "launcher" / "settings.py").read_text(), flags=re.MULTILINE))
+    help_lines = [line for line in (project / "Makefile").read_text(encoding="utf-8").splitlines()
+                  if line.startswith("#")]
+    for line in help_lines:  # the Makefile's help: its --set examples too
+        for key in re.findall(r"--set (\w+)=", line):
+            assert key in setting_names | entry_keys(project, entry), (key, line)
     for block in sh_blocks((project / "README.md").read_text(encoding="utf-8")):
         for command in block:
             for key in re.findall(r"--set (\w+)=", command.text):

@@ -199,3 +199,21 @@ def test_the_sdks_own_role_validation_is_off_only_inside_the_block(settings, mon
         inside = role_check.os.environ.get("SAGEMAKER_VALIDATE_ROLE")
 
     assert (inside, role_check.os.environ.get("SAGEMAKER_VALIDATE_ROLE")) == ("false", None)
+
+
+@pytest.mark.parametrize(("code", "status"), [("NotImplemented", 501), ("InternalFailure", 500)])
+def test_an_sts_that_cannot_answer_is_a_warning_line(moto_endpoint, capsys, code, status):
+    sts = boto3.client("sts", region_name="us-east-1")
+    stub = Stubber(sts)
+    stub.add_client_error("get_caller_identity", service_error_code=code, http_status_code=status)
+    session = boto3.Session(region_name="us-east-1")
+    session.client = lambda name, **_: sts
+
+    with stub:
+        identity = aws.check_credentials(session)
+
+    assert identity == {}
+    assert capsys.readouterr().err == (
+        f"warning: could not verify the credentials (sts:GetCallerIdentity: {code}): continuing\n"
+    )
+
