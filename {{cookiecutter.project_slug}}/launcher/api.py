@@ -7,7 +7,8 @@
     results = fetch_results(job)                 # model and output from S3; the Unity .onnx checked
     plot_learning_curve(results); load_saved_model(results)
 
-``dry_run(settings)`` returns the CreateTrainingJob request without sending anything;
+``dry_run(settings)`` returns the CreateTrainingJob request without sending anything, and
+``dry_run_plan(settings)`` everything that would run (entry point, hyperparameters, files, build);
 ``run_local_job(settings)`` builds the same request and runs it here (container.py).
 """
 
@@ -20,7 +21,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import aws, capture, container, results
+from launcher import aws, capture, container, results, role_check, tensorboard
+from launcher import dry_run as dry_run_report
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.project import REPO_ROOT
@@ -104,6 +106,16 @@ def describe_job(settings: Settings, role_arn: str | None = None) -> TrainingJob
 
 def dry_run(settings: Settings) -> dict:
     """The exact CreateTrainingJob request the SDK would send; nothing is sent (not even the uploads)."""
+    return _held_back_request(settings)[1]
+
+
+def dry_run_plan(settings: Settings) -> dict:
+    """Everything the job would run: entry point, typed hyperparameters, source files, build, metric
+    definitions, and the request itself (launcher/dry_run.py); nothing is sent."""
+    return dry_run_report.plan(*_held_back_request(settings))
+
+
+def _held_back_request(settings: Settings) -> tuple[TrainingJobSpec, dict]:
     sdk = _sdk(settings)
     spec = build_job_spec(settings, require_role(settings) or DRY_RUN_ROLE)
     session = aws.session(settings.region)
@@ -111,7 +123,7 @@ def dry_run(settings: Settings) -> dict:
         with capture.hold_back(session, offline=True, bucket=spec.bucket):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
-        return held.request
+        return spec, held.request
     raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
 
 
@@ -121,7 +133,7 @@ def submit(settings: Settings) -> SubmittedJob:
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
-    with capture.record(session) as requests:
+    with role_check.checked_role(session, settings, spec.role_arn), capture.record(session) as requests:
         sdk.start(spec, session)
     if not requests:
         raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} returned without a CreateTrainingJob request")
@@ -171,7 +183,10 @@ def run_local_job(
     _preflight(settings, session)
     spec = describe_job(settings)
     try:
-        with capture.hold_back(session, offline=False, bucket=spec.bucket):
+        with (
+            role_check.checked_role(session, settings, spec.role_arn),
+            capture.hold_back(session, offline=False, bucket=spec.bucket),
+        ):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
         request = held.request
@@ -223,6 +238,33 @@ def fetch_results(
         except LaunchError:
             raise unknown from None
         return results.fetch_results(session, name, dest or RESULTS_DIR, f"s3://{bucket}")
+
+
+def fetch_tensorboard(
+    job: SubmittedJob | str, region: str, dest: str | Path | None = None, bucket: str | None = None
+):
+    """Download a job's TensorBoard event files into results/<job-name>/tensorboard/ (see tensorboard.py).
+
+    A name SageMaker does not know is looked for in ``bucket`` (a job run with --local-job).
+    """
+    name = job if isinstance(job, str) else job.job_name
+    session = aws.session(region)
+    aws.check_credentials(session)
+    try:
+        description = results.describe(session, name)
+    except LaunchError:
+        if not bucket:
+            raise
+        aws.check_object(session, bucket, f"{name}/output/output.tar.gz", setting="job_name")
+        description = {"TrainingJobName": name, "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}"}}
+    return tensorboard.fetch_event_files(session, description, Path(dest or RESULTS_DIR))
+
+
+def show_tensorboard(
+    job: SubmittedJob | str, region: str, port: int = tensorboard.DEFAULT_PORT, **where
+) -> None:
+    """fetch_tensorboard, then TensorBoard on 127.0.0.1:``port`` in this process's place (command line)."""
+    tensorboard.start(fetch_tensorboard(job, region, **where), port)
 
 
 plot_learning_curve = results.plot_learning_curve

@@ -104,8 +104,8 @@ Your answers to the template (bucket, region, image, Unity build, instance type,
 
 The next cell is tagged `parameters`: `papermill -p NAME VALUE` can set any of them.
 `hyperparameters` are config keys of the entry point's `config` dict (and of `trainer.DEFAULT_CONFIG`);
-they keep their types (`{"episodes": 20}` stays a number) and a key the entry point does not define
-is refused before anything is submitted.""",
+they keep their types (`{"total_timesteps": 5000}` stays a number) and a key the entry point does
+not define is refused before anything is submitted.""",
     ),
     ("parameters", None),
     (
@@ -141,7 +141,8 @@ Where everything goes (`<job-name>` is `<base_job_name>-<YYYYmmddHHMMSS>`):
 | checkpoints (`/opt/ml/checkpoints`) | `s3://<bucket>/<base_job_name>/<job-name>/checkpoints/` |
 | the uploaded `src/` | `s3://<bucket>/<base_job_name>/<job-name>/input/` (SDK v2: `.../source/`) |
 
-To see the exact request without sending anything: `python launch.py --dry-run` in a terminal.
+To see everything the job would run without sending anything (entry point, hyperparameters, the
+uploaded files, the build, the request): `python launch.py --dry-run` in a terminal.
 With `job_name` set, this cell attaches to that job instead of starting a new one.""",
     ),
     ("code", "job = launch.submit(settings) if job_name is None else launch.attach(settings, job_name)"),
@@ -164,13 +165,14 @@ do nothing: once the job has finished, run the notebook again with `job_name` se
     (
         "md",
         """The learning curve: `episode_reward_mean` over training steps, from the run's own `metrics.jsonl`
-(or, if the job wrote none, from the metrics SageMaker collected in CloudWatch).""",
+(or, if the job wrote none, from the metrics SageMaker collected in CloudWatch). For every scalar the
+trainer logged, in TensorBoard: `python launch.py --tensorboard <job-name>` in a terminal.""",
     ),
     ("code", "figure = launch.plot_learning_curve(results)"),
     (
         "md",
-        """The trained policy, if the entry point saved a TensorFlow SavedModel (the PPO and DQN examples do;
-the random example saves none). Loading it needs TensorFlow in this kernel.""",
+        """The trained policy, if the entry point saved a TensorFlow SavedModel in its model folder
+(random_trainer.py saves none). Loading it needs TensorFlow in this kernel.""",
     ),
     ("code", "model = launch.load_saved_model(results)\nmodel"),
     (

@@ -38,7 +38,7 @@ class JobSettings:
     """What can be chosen for a run; the notebook's `parameters` cell has one line per field."""
 
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
-    hyperparameters: dict = field(default_factory=dict)  # entry point config keys, e.g. {"episodes": 20}
+    hyperparameters: dict = field(default_factory=dict)  # entry point config keys: {"total_timesteps": 5000}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
     instance_count: int = 1  # machines; the examples train on one
     volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
@@ -173,7 +173,7 @@ def parse_assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise LaunchError(
-            f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set episodes=20"
+            f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set seed=7"
         )
     return key.strip(), value
 

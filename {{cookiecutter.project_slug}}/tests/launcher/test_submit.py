@@ -70,7 +70,7 @@ def submission(moto_endpoint, role_arn, tmp_path_factory) -> Submission:
     assert len(requests) == 1, (
         f"expected one CreateTrainingJob sent (the dry run sends none), got {len(requests)}"
     )
-    return Submission(project, submitted.stdout, requests[0], json.loads(dry.stdout), children)
+    return Submission(project, submitted.stdout, requests[0], json.loads(dry.stdout)["request"], children)
 
 
 def neutral(request: dict) -> dict:
