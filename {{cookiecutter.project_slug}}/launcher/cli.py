@@ -11,7 +11,7 @@ import contextlib
 import sys
 from collections.abc import Sequence
 
-from launcher import api
+from launcher import api, cli_tuning
 from launcher.entry_points import load_entry_point
 from launcher.errors import JobFailed, LaunchError
 from launcher.project import SOURCE_DIR, read_project
@@ -25,6 +25,11 @@ Examples:
   python launch.py --wait --set instance_type=ml.c5.4xlarge --set use_spot=true
   python launch.py --local-job --container-python .venv/bin/python   # SDK v2: + requirements/image.txt
   python launch.py --fetch-results <job-name>
+Many jobs at once (a SageMaker hyperparameter tuning job; ranges also from project.toml [tuning]):
+  python launch.py --tune --range learning_rate=1e-4:1e-3:log --range n_steps=128,256 --max-jobs 8
+  python launch.py --tune --seeds 4 --dry-run               # 4 seeds of one setting (a grid search)
+  python launch.py --tune --local-job --max-jobs 4 --container-python .venv/bin/python
+  python launch.py --fetch-results <tuning-job-name>        # table, plots, best model in results/
 """
 
 
@@ -74,6 +79,7 @@ def parser() -> argparse.ArgumentParser:
         "--results-dir", metavar="DIR", help="--fetch-results: where to put them (default: results)"
     )
     p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
+    cli_tuning.add_arguments(p)
     return p
 
 
@@ -99,8 +105,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cli_tuning.check_tuning_flags(args)
     values, hyperparameters = _values(args)
     settings = api.load_settings(**values, hyperparameters=hyperparameters)
+    if args.tune or args.fetch_results:
+        handled = cli_tuning.run(args, settings)
+        if handled is not None:
+            return handled
     if args.fetch_results:
         found = api.fetch_results(
             args.fetch_results, region=settings.region, dest=args.results_dir, bucket=settings.bucket
