@@ -126,23 +126,15 @@ def check_tuning_flags(args: argparse.Namespace) -> None:
 def _fetch(args: argparse.Namespace, settings: Settings) -> int | None:
     session = aws.session(settings.region)
     aws.check_credentials(session)
-    found = _locate(session, args.fetch_results, settings.bucket)
-    if found is None:
+    name = args.fetch_results
+    if tuning.describe_tuning_job(session, name) is None and not tuning_results.local_record_uri(
+        session, name, settings.bucket
+    ):
         return None  # a training job: the caller fetches it
-    return 0 if _fetch_named(args.fetch_results, settings, args.results_dir, found).best else 1
+    return 0 if _fetch_named(name, settings, args.results_dir).best else 1
 
 
-def _locate(session, name: str, bucket: str) -> str | None:
-    """ "sagemaker" for a tuning job SageMaker knows, a record's URI for one run here, else None."""
-    if tuning.describe_tuning_job(session, name) is not None:
-        return "sagemaker"
-    return tuning_results.local_record_uri(session, name, bucket)
-
-
-def _fetch_named(name: str, settings: Settings, results_dir, where: str | None = None):
-    session = aws.session(settings.region)
-    where = where or _locate(session, name, settings.bucket)
-    if where is None:
-        raise LaunchError(f"{name!r}: no such tuning job in {settings.region} or in s3://{settings.bucket}")
-    record = None if where == "sagemaker" else where
-    return tuning_results.fetch_tuning_results(session, name, results_dir or api.RESULTS_DIR, record)
+def _fetch_named(name: str, settings: Settings, results_dir):
+    return tuning.fetch_tuning_results(
+        name, region=settings.region, dest=results_dir or api.RESULTS_DIR, bucket=settings.bucket
+    )

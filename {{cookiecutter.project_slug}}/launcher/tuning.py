@@ -67,19 +67,17 @@ TABLE = "tuning"
 class TuningSettings:
     """What can be chosen for a tuning job; None means "from project.toml [tuning], else the default"."""
 
-    ranges: dict = field(
-        default_factory=dict
-    )  # key: "LOW:HIGH[:log]", "A,B,C", a list, or {min, max, scaling}
+    ranges: dict = field(default_factory=dict)  # key: "LOW:HIGH[:log]", "A,B,C" or a list of values
     objective: str | None = None  # a metric the trainer declares; None: episode_reward_mean
     objective_type: str | None = None  # "Maximize" or "Minimize"; None: Maximize
-    strategy: str | None = None  # Bayesian, Random, Grid (categorical only) or Hyperband; None: Bayesian
-    max_jobs: int | None = None  # training jobs in all; None: 4 (Grid: one per combination)
+    strategy: str | None = None  # None: Bayesian; Random, Grid (values only) or Hyperband
+    max_jobs: int | None = None  # training jobs in all; None: 4 (Grid: each combination)
     max_parallel_jobs: int | None = None  # training jobs at once; None: 2
-    seeds: int | None = None  # N: add the range seed = seed .. seed+N-1 (N seeds of one setting)
-    early_stopping: bool | None = None  # Bayesian/Random: SageMaker stops jobs unlikely to beat the best
-    hyperband_min_resource: int | None = None  # Hyperband: objective reports before a job may be stopped
-    hyperband_max_resource: int | None = None  # Hyperband: objective reports in a whole job (required)
-    tuning_job_name: str | None = None  # None: <base_job_name>-<yymmddHHMMSS>, 32 characters at most
+    seeds: int | None = None  # N: also tune seed over seed .. seed+N-1 (N seeds of one setting)
+    early_stopping: bool | None = None  # Bayesian/Random: stop jobs unlikely to beat the best
+    hyperband_min_resource: int | None = None  # Hyperband: objective reports before a stop
+    hyperband_max_resource: int | None = None  # Hyperband: objective reports in a whole job
+    tuning_job_name: str | None = None  # None: <base_job_name>-<yymmddHHMMSS> (32 at most)
 
 
 TUNING_SETTING_NAMES = tuple(f.name for f in dataclasses.fields(TuningSettings))
@@ -366,6 +364,39 @@ def attach_tuning(settings: Settings, name: str) -> SubmittedTuningJob:
     job = SubmittedTuningJob(name, settings.region, installed_sdk() or "?", settings.bucket, request)
     print(job.describe(), flush=True)
     return job
+
+
+def fetch_tuning_results(
+    job: SubmittedTuningJob | str,
+    region: str | None = None,
+    dest=None,
+    bucket: str | None = None,
+    top: int = 3,
+):
+    """The tuning job's table, plots and best model in results/<tuning-job>/ (tuning_results.py).
+
+    ``job`` is what submit_tuning/run_local_tuning/attach_tuning returned, or a tuning job's name
+    with its ``region``; a name SageMaker does not know is looked for in ``bucket`` (a tuning job
+    run with --tune --local-job).
+    """
+    from launcher import api, tuning_results
+
+    name = job if isinstance(job, str) else job.name
+    region = region or (None if isinstance(job, str) else job.region)
+    bucket = bucket or (None if isinstance(job, str) else job.bucket)
+    if not region:
+        raise LaunchError("fetch_tuning_results: give the region of the tuning job")
+    session = aws.session(region)
+    aws.check_credentials(session)
+    record = None
+    if describe_tuning_job(session, name) is None:
+        record = tuning_results.local_record_uri(session, name, bucket) if bucket else None
+        if record is None:
+            raise LaunchError(
+                f"{name!r}: no such tuning job in {region}"
+                + (f", and no local tuning record in s3://{bucket}" if bucket else "")
+            )
+    return tuning_results.fetch_tuning_results(session, name, dest or api.RESULTS_DIR, record, top)
 
 
 def describe_tuning_job(boto_session, name: str) -> dict | None:
