@@ -6,7 +6,8 @@ appended to ``guard_log``, which the tests then require to be empty. So an SDK t
 (telemetry included) fails the test even if the attempt itself is swallowed by the SDK.
 
 It also wraps botocore's API call: every CreateTrainingJob that botocore really sent (not the
-ones the launcher holds back) is appended to ``capture_file`` as one JSON line, and IAM
+ones the launcher holds back) is appended to ``capture_file`` as one JSON line (and every
+CreateHyperParameterTuningJob to ``capture_file + ".tuning"``), and IAM
 SimulatePrincipalPolicy, which moto does not implement (it answers 500 and botocore retries for
 seconds), is answered "allowed" -- SDK v3 asks it to check the role before every upload.
 """
@@ -21,6 +22,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Requests recorded as sent, each operation to capture_file + its suffix.
+CAPTURED = {"CreateTrainingJob": "", "CreateHyperParameterTuningJob": ".tuning"}
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "", None}
 
 
@@ -111,11 +114,11 @@ def patch_botocore(capture_file: str | None):
                 for action in api_params.get("ActionNames", [])
             ]
             return {"EvaluationResults": results, "IsTruncated": False}
-        if operation_name != "CreateTrainingJob" or not capture_file:
+        if operation_name not in CAPTURED or not capture_file:
             return real(self, operation_name, api_params)
         sent = copy.deepcopy(api_params)
         answer = real(self, operation_name, api_params)  # a held-back request raises here: not recorded
-        with open(capture_file, "a", encoding="utf-8") as out:
+        with open(capture_file + CAPTURED[operation_name], "a", encoding="utf-8") as out:
             out.write(json.dumps(sent, default=str) + "\n")
         return answer
 
