@@ -79,8 +79,10 @@ def fetch_tuning_results(
     )
     objective = description["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
     rows = _rows(summaries, objective["Type"])
-    best_summary = description.get("BestTrainingJob") or best_job(summaries, objective["Type"])
-    best = next((r for r in rows if best_summary and r.name == best_summary["TrainingJobName"]), None)
+    named = (description.get("BestTrainingJob") or {}).get("TrainingJobName")
+    if named not in {r.name for r in rows}:  # none yet (or not one of the listed jobs)
+        named = (best_job(summaries, objective["Type"]) or {}).get("TrainingJobName")
+    best = next((r for r in rows if r.name == named), None)
     folder = Path(dest).expanduser() / name
     folder.mkdir(parents=True, exist_ok=True)
     files = {"jobs.csv": _write_csv(folder / "jobs.csv", rows, objective["MetricName"])}

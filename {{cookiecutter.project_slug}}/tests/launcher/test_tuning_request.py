@@ -81,7 +81,9 @@ def tuned(moto_endpoint, role_arn, tmp_path_factory) -> Tuned:
     dry = run_launch([*common, "--dry-run"], children.env)
     assert dry.returncode == 0, dry.stderr
     sent = children.tuning_requests()
-    assert len(sent) == 1, f"expected one CreateHyperParameterTuningJob sent (the dry run none), got {len(sent)}"
+    assert len(sent) == 1, (
+        f"expected one CreateHyperParameterTuningJob sent (the dry run none), got {len(sent)}"
+    )
     return Tuned(project, submitted.stdout, sent[0], json.loads(dry.stdout), children)
 
 
@@ -106,7 +108,9 @@ def neutral(request: dict) -> dict:
     definition["InputDataConfig"] = channels
     if definition["OutputDataConfig"].get("CompressionType") == "GZIP":
         del definition["OutputDataConfig"]["CompressionType"]
-    definition["CheckpointConfig"]["S3Uri"] = definition["CheckpointConfig"]["S3Uri"].replace(name, "<tuning>")
+    definition["CheckpointConfig"]["S3Uri"] = definition["CheckpointConfig"]["S3Uri"].replace(
+        name, "<tuning>"
+    )
     r.pop("Tags", None)
     return r
 
@@ -123,7 +127,12 @@ def expected(project: Project) -> dict:
                     {"Name": "window", "MinValue": "10", "MaxValue": "100", "ScalingType": "Auto"}
                 ],
                 "ContinuousParameterRanges": [
-                    {"Name": "time_scale", "MinValue": "1.0", "MaxValue": "20.0", "ScalingType": "Logarithmic"}
+                    {
+                        "Name": "time_scale",
+                        "MinValue": "1.0",
+                        "MaxValue": "20.0",
+                        "ScalingType": "Logarithmic",
+                    }
                 ],
                 "CategoricalParameterRanges": [{"Name": "seed", "Values": ["0", "1", "2"]}],
             },
@@ -190,7 +199,9 @@ def test_tuning_job_name_is_the_base_name_and_a_timestamp_in_32_characters(tuned
 
 
 def test_moto_holds_the_tuning_job_as_sent(tuned):
-    held = boto3.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuned.name)
+    held = boto3.client("sagemaker").describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuned.name
+    )
     assert held["HyperParameterTuningJobConfig"] == tuned.sent["HyperParameterTuningJobConfig"]
     assert held["TrainingJobDefinition"] == tuned.sent["TrainingJobDefinition"]
 
@@ -202,7 +213,9 @@ def test_each_training_job_is_spot_with_checkpoints_under_the_tuning_job(tuned):
 
 
 def test_the_objective_is_among_the_metric_definitions(tuned):
-    names = [m["Name"] for m in tuned.sent["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]]
+    names = [
+        m["Name"] for m in tuned.sent["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+    ]
     objective = tuned.sent["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
     assert objective in names and len(names) <= tuning.MAX_TUNING_METRICS
 

@@ -45,7 +45,12 @@ def with_table(project, text: str):
 
 def test_an_int_key_gets_an_integer_range():
     found = tuning_ranges.parse_range("window=10:100", ENTRY)
-    assert found.as_request() == {"Name": "window", "MinValue": "10", "MaxValue": "100", "ScalingType": "Auto"}
+    assert found.as_request() == {
+        "Name": "window",
+        "MinValue": "10",
+        "MaxValue": "100",
+        "ScalingType": "Auto",
+    }
 
 
 def test_a_float_key_gets_a_continuous_range_with_its_scaling():
@@ -66,7 +71,9 @@ def test_categorical_values_are_sent_as_the_json_the_job_decodes():
 
 def test_toml_lists_and_tables_are_ranges_too():
     assert tuning_ranges.range_from_value("seed", [3, 4], ENTRY, "t").values == ("3", "4")
-    table = tuning_ranges.range_from_value("time_scale", {"min": 1, "max": 5, "scaling": "linear"}, ENTRY, "t")
+    table = tuning_ranges.range_from_value(
+        "time_scale", {"min": 1, "max": 5, "scaling": "linear"}, ENTRY, "t"
+    )
     assert (table.min_value, table.max_value, table.scaling) == ("1.0", "5.0", "Linear")
 
 
@@ -126,7 +133,13 @@ def test_a_bad_range_in_project_toml_names_the_file_and_table(project):
 
 def test_defaults_are_bayesian_maximising_the_mean_reward(project):
     found = tuning.load_tuning(settings(project), ranges={"window": "10:100"})
-    assert (found.strategy, found.objective, found.objective_type, found.max_jobs, found.max_parallel_jobs) == (
+    assert (
+        found.strategy,
+        found.objective,
+        found.objective_type,
+        found.max_jobs,
+        found.max_parallel_jobs,
+    ) == (
         "Bayesian",
         "episode_reward_mean",
         "Maximize",
@@ -155,7 +168,9 @@ def test_seeds_make_a_grid_of_one_setting_starting_at_its_seed(project):
 
 
 def test_grid_runs_every_combination_once(project):
-    found = tuning.load_tuning(settings(project), ranges={"seed": "0,1,2", "window": "10,20"}, strategy="Grid")
+    found = tuning.load_tuning(
+        settings(project), ranges={"seed": "0,1,2", "window": "10,20"}, strategy="Grid"
+    )
     assert found.max_jobs == 6
 
 
@@ -202,7 +217,9 @@ def test_warm_pools_are_not_set_on_tuning_jobs(project):
 
 
 def test_more_parallel_jobs_than_the_usual_limit_is_a_warning(project, capsys):
-    found = tuning.load_tuning(settings(project), ranges={"window": "10:100"}, max_jobs=40, max_parallel_jobs=12)
+    found = tuning.load_tuning(
+        settings(project), ranges={"window": "10:100"}, max_jobs=40, max_parallel_jobs=12
+    )
     assert any("usual limit is 10 parallel training jobs" in w for w in found.warnings)
     assert "warning: max_parallel_jobs=12" in capsys.readouterr().err
 
