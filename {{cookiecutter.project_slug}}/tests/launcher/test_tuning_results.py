@@ -105,7 +105,7 @@ class _SplitClient:
 
 
 class SplitSession:
-    """A boto3 session whose SageMaker client takes the two tuning calls from the Stubber, others from moto."""
+    """A boto3 session: its SageMaker client takes the two tuning calls from the Stubber, others from moto."""
 
     def __init__(self, stubbed):
         self._real, self._stubbed = boto3.Session(region_name=REGION), stubbed
