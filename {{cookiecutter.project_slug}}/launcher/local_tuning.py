@@ -85,13 +85,16 @@ def run_tuning_request(
             flush=True,
         )
 
+    # boto3 sessions are not thread-safe: every job gets its own, made here in the calling thread.
+    sessions = {job: _session_like(boto_session) for job, _ in jobs}
+
     def run(job: str, tuned: dict) -> dict:
         training = training_request(request, job, tuned)
         started, failure = datetime.now(UTC), None
         try:
             result = container.run_training_request(
                 training,
-                boto_session=boto_session,
+                boto_session=sessions[job],
                 container_python=container_python,
                 work_dir=folder,
                 echo=out.for_job(job) if echo is not None else None,
@@ -274,6 +277,12 @@ def _draw(kind: str, r: dict, rng: random.Random) -> str:
     if kind == "Integer":
         return str(min(int(high), max(int(low), round(value))))
     return repr(value)
+
+
+def _session_like(boto_session):
+    import boto3
+
+    return boto3.Session(region_name=boto_session.region_name)
 
 
 def _counters(summaries: list[dict]) -> dict:
