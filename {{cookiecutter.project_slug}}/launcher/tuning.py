@@ -235,12 +235,9 @@ def load_tuning(settings: Settings, tuning: TuningSettings | None = None, **valu
             f"max_jobs={max_jobs} with strategy Grid: a grid search runs every combination once, "
             f"{grid_size} here; leave max_jobs out or set it to {grid_size}"
         )
+    parallel = _pick("max_parallel_jobs", chosen.max_parallel_jobs, table, None)
     parallel = _whole(
-        "max_parallel_jobs",
-        _pick("max_parallel_jobs", chosen.max_parallel_jobs, table, None)
-        or min(DEFAULT_MAX_PARALLEL, max_jobs),
-        1,
-        100,
+        "max_parallel_jobs", min(DEFAULT_MAX_PARALLEL, max_jobs) if parallel is None else parallel, 1, 100
     )
     if parallel > max_jobs:
         raise LaunchError(

@@ -242,6 +242,14 @@ def test_printed_summary_names_the_job_and_how_to_fetch_it(tuned):
         assert text in tuned.stdout
 
 
+def test_waiting_and_attaching_read_the_tuning_job_from_sagemaker(tuned, aws_offline, capsys):
+    settings = api.load_settings(project_file=str(tuned.project.file), role=tuned.project.role)
+    attached = tuning.attach_tuning(settings, tuned.name)
+    assert attached.request["TrainingJobDefinition"] == tuned.sent["TrainingJobDefinition"]
+    assert tuning.wait_tuning(attached) == "Completed"  # moto's tuning jobs finish at once
+    assert f"{tuned.name}: Completed; training jobs Completed 1" in capsys.readouterr().out
+
+
 def test_submitting_stays_on_this_machine(tuned):
     assert tuned.children.attempts() == [] and tuned.children.requests() == []
 
