@@ -19,7 +19,9 @@ this module plays SageMaker's part:
    TuningJob answer and the ListTrainingJobsForHyperParameterTuningJob summaries SageMaker would
    give, so ``--fetch-results <tuning-job>`` works on a tuning job that only ran here.
 
-Checkpoints: each job gets ``<CheckpointConfig.S3Uri>/<training-job>/`` (see tuning.py).
+Differences from SageMaker, all from the jobs sharing one machine here: each job's checkpoints go
+to ``<CheckpointConfig.S3Uri>/<training-job>/`` (see tuning.py), and jobs running side by side get
+worker ids 100 apart, so their Unity players never compete for a port (``own_ports``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import queue
 import random
 import re
 import secrets
@@ -42,6 +45,7 @@ from launcher import container
 from launcher.errors import JobFailed, LaunchError
 
 TUNING_METRIC_HYPERPARAMETER = "_tuning_objective_metric"
+WORKER_ID_SPACING = 100  # worker ids (ports) kept apart per parallel job (see own_ports)
 RECORD = "local-tuning-job.json"
 
 
@@ -88,8 +92,20 @@ def run_tuning_request(
     # boto3 sessions are not thread-safe: every job gets its own, made here in the calling thread.
     sessions = {job: _session_like(boto_session) for job, _ in jobs}
 
+    parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
+    slots: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for slot in range(parallel):
+        slots.put(slot)
+
     def run(job: str, tuned: dict) -> dict:
-        training = training_request(request, job, tuned)
+        slot = slots.get()
+        try:
+            return run_in_slot(job, tuned, slot)
+        finally:
+            slots.put(slot)
+
+    def run_in_slot(job: str, tuned: dict, slot: int) -> dict:
+        training = own_ports(training_request(request, job, tuned), slot)
         started, failure = datetime.now(UTC), None
         try:
             result = container.run_training_request(
@@ -127,7 +143,6 @@ def run_tuning_request(
             print(f"{job}: {summary['TrainingJobStatus']}, {shown}", file=echo, flush=True)
         return summary
 
-    parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tuning-job") as pool:
         summaries = list(pool.map(lambda item: run(*item), jobs))
     best = best_job(summaries, objective["Type"])
@@ -201,6 +216,24 @@ def training_request(request: dict, job_name: str, tuned: dict[str, str]) -> dic
             **checkpoint,
             "S3Uri": f"{checkpoint['S3Uri'].rstrip('/')}/{job_name}/",
         }
+    return training
+
+
+def own_ports(training: dict, slot: int) -> dict:
+    """Jobs running side by side here share one machine, unlike SageMaker's instances: the job in
+    parallel slot N gets worker_id + N * WORKER_ID_SPACING, so its Unity players' ports (5005 +
+    worker_id) never meet another job's. (The trainer's own busy-port fallback is not enough for
+    jobs that start in the same instant: a port checked free can be taken before it is bound.)"""
+    if slot == 0:
+        return training
+    hyperparameters = training["HyperParameters"]
+    try:
+        base = json.loads(hyperparameters.get("worker_id", "0"))
+    except ValueError:
+        return training
+    if not isinstance(base, int) or isinstance(base, bool):
+        return training
+    hyperparameters["worker_id"] = json.dumps(base + slot * WORKER_ID_SPACING)
     return training
 
 

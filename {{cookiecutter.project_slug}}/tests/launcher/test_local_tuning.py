@@ -90,6 +90,17 @@ def test_two_jobs_ran_at_a_time_never_more(run):
     assert overlap == 2
 
 
+def test_jobs_side_by_side_play_on_ports_apart(run):
+    """One machine stands in for SageMaker's separate instances: parallel jobs get worker ids 100 apart."""
+    worker_ids = {
+        json.loads((run.opt_ml(s["TrainingJobName"]) / "output" / "data" / "summary.json").read_text())[
+            "config"
+        ]["worker_id"]
+        for s in run.summaries
+    }
+    assert worker_ids == {0, 100}
+
+
 def test_each_job_got_its_tuned_values_with_the_keys_types(run):
     for summary in run.summaries:
         tuned = summary["TunedHyperParameters"]
