@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -21,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import aws, capture, container, results, role_check, tensorboard
+from launcher import aws, capture, container, live_tensorboard, results, role_check, tensorboard, warm_pools
 from launcher import dry_run as dry_run_report
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
@@ -48,6 +49,7 @@ class SubmittedJob:
     console_url: str
     request: dict  # the CreateTrainingJob request (or, after attach, the DescribeTrainingJob answer)
     local: bool = False
+    warm_pool: str | None = None  # the pooled job this one should start on (warm_pools.py)
 
     @classmethod
     def from_request(cls, request: dict, region: str, sdk: str, local: bool = False) -> SubmittedJob:
@@ -79,7 +81,8 @@ class SubmittedJob:
         ]
         if not self.local:
             lines += [f"Logs:          {self.logs_url}", f"Console:       {self.console_url}"]
-        return "\n".join(lines)
+        tensorboard = live_tensorboard.describe(self.request)
+        return "\n".join(lines + ([tensorboard] if tensorboard else []))
 
 
 def load_settings(**values) -> Settings:
@@ -133,11 +136,15 @@ def submit(settings: Settings) -> SubmittedJob:
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
+    pool = warm_pools.find(session, spec)
+    if pool.worth_saying(spec):
+        print(pool.describe(), flush=True)
     with role_check.checked_role(session, settings, spec.role_arn), capture.record(session) as requests:
         sdk.start(spec, session)
     if not requests:
         raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} returned without a CreateTrainingJob request")
     job = SubmittedJob.from_request(requests[-1], settings.region, sdk.GENERATION)
+    job = dataclasses.replace(job, warm_pool=pool.match)
     print(job.describe(), flush=True)
     return job
 
@@ -171,6 +178,9 @@ def wait(job: SubmittedJob, logs: bool = True) -> str:
         print(f"{job.job_name}: {error}", file=sys.stderr)
     status = results.describe(session, job.job_name)["TrainingJobStatus"]
     print(f"{job.job_name}: {status}")
+    reuse = warm_pools.report_reuse(session, job.job_name, job.warm_pool)
+    if reuse:
+        print(reuse)
     return status
 
 

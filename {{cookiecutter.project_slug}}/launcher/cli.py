@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from launcher import api, tensorboard
+from launcher import api, cli_tuning, tensorboard
 from launcher.entry_points import load_entry_point
 from launcher.errors import JobFailed, LaunchError
 from launcher.project import SOURCE_DIR, read_project
@@ -29,9 +29,10 @@ def epilog() -> str:
     """The settings, and examples with a hyperparameter of this project's own entry point."""
     example = example_hyperparameter()
     if example is None:  # no readable project.toml or entry point: the examples without one
-        entry, hp = "the entry point", ""
+        entry, hp, tune = "the entry point", "", " --range KEY=LOW:HIGH"
     else:
         entry, hp = f"src/{example[0]}, from project.toml", f" --set {example[1]}={example[2]}"
+        tune = f" --range {example[1]}={example[2]},{2 * example[2]}"
     return (
         SETTINGS_HELP
         + f"""Examples (the entry point is {entry}):
@@ -40,6 +41,11 @@ def epilog() -> str:
   python launch.py --local-job --container-python .venv/bin/python --upload-build builds/3DBall.zip{hp}
   python launch.py --fetch-results <job-name>
   python launch.py --tensorboard <job-name> --port 6006
+Many jobs at once (a SageMaker hyperparameter tuning job; ranges also from project.toml [tuning]):
+  python launch.py --tune{tune} --max-jobs 8
+  python launch.py --tune --seeds 4 --dry-run               # 4 seeds of one setting (a grid search)
+  python launch.py --tune --local-job --max-jobs 4 --container-python .venv/bin/python
+  python launch.py --fetch-results <tuning-job-name>        # table, plots, best model in results/
 """
     )
 
@@ -119,6 +125,7 @@ def parser() -> argparse.ArgumentParser:
         help="--fetch-results, --tensorboard: where to put them (default: results)",
     )
     p.add_argument("--project-file", metavar="TOML", help="project.toml to read (default: the repository's)")
+    cli_tuning.add_arguments(p)
     return p
 
 
@@ -144,8 +151,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    cli_tuning.check_tuning_flags(args)
     values, hyperparameters = _values(args)
     settings = api.load_settings(**values, hyperparameters=hyperparameters)
+    if args.tune or args.fetch_results:
+        handled = cli_tuning.run(args, settings)
+        if handled is not None:
+            return handled
     if args.fetch_results:
         found = api.fetch_results(
             args.fetch_results, region=settings.region, dest=args.results_dir, bucket=settings.bucket

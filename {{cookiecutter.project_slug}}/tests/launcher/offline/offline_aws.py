@@ -6,9 +6,10 @@ appended to ``guard_log``, which the tests then require to be empty. So an SDK t
 (telemetry included) fails the test even if the attempt itself is swallowed by the SDK.
 
 With a ``capture_file``, every CreateTrainingJob that botocore really sent (not the ones the
-launcher holds back) is also appended to it as one JSON line. Nothing is answered here: every call
-goes to the plain moto server, so what moto lacks (IAM SimulatePrincipalPolicy) the launcher has
-to cope with, as it must against any S3-compatible endpoint.
+launcher holds back) is also appended to it as one JSON line (and every
+CreateHyperParameterTuningJob to ``capture_file + ".tuning"``). Nothing is answered here: every
+call goes to the plain moto server, so what moto lacks (IAM SimulatePrincipalPolicy) the launcher
+has to cope with, as it must against any S3-compatible endpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Requests recorded as sent, each operation to capture_file + its suffix.
+CAPTURED = {"CreateTrainingJob": "", "CreateHyperParameterTuningJob": ".tuning"}
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "", None}
 
 
@@ -105,11 +108,11 @@ def patch_botocore(capture_file: str | None):
     real = BaseClient._make_api_call
 
     def make_api_call(self, operation_name, api_params):
-        if operation_name != "CreateTrainingJob" or not capture_file:
+        if operation_name not in CAPTURED or not capture_file:
             return real(self, operation_name, api_params)
         sent = copy.deepcopy(api_params)
         answer = real(self, operation_name, api_params)  # a held-back request raises here: not recorded
-        with open(capture_file, "a", encoding="utf-8") as out:
+        with open(capture_file + CAPTURED[operation_name], "a", encoding="utf-8") as out:
             out.write(json.dumps(sent, default=str) + "\n")
         return answer
 
