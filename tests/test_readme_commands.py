@@ -5,9 +5,11 @@ Conventions the READMEs follow, and these tests hold them to:
 * Commands live in fenced ```sh blocks, one per line; a trailing comment starts after two spaces.
   Any inline `code` that starts like a command (make, python, cruft, ...) must also be in a block
   (of that README, or of the other one), so no command escapes the test.
-* A command that needs a real AWS account ends in `# needs AWS`. The test runs its dry-run form
-  instead (DRY_RUN_FORMS); a command without one must be named in COVERED_ELSEWHERE with the test
-  that covers it. A command that is run by CI itself (the template's own `make test`, `make demo`)
+* A command that needs what the test machine does not give it ends in a mark: `# needs AWS` (a real
+  account), `# needs Docker` (a Docker engine, root), `# needs the package index` (pip or uv
+  downloads). The test runs its dry-run form instead (dry_run_form: the command's own --dry-run,
+  or `make -n` for a make target that only installs and runs); a command without one must be named
+  in COVERED_ELSEWHERE with the test that covers it. A command that is run by CI itself (the template's own `make test`, `make demo`)
   must be in .ci/run.
 * `<placeholders>` are replaced: `<account>` by moto's account, `<job-name>` by the job the last
   command printed (`Training job:  ...`), `<template>` by a local git clone of the template. Any
@@ -50,6 +52,7 @@ from conftest import ALGORITHMS, TEMPLATE_DIR, bake, load_module
 from venvs import venv_for
 
 MARK = "# needs AWS"
+MARKS = ("needs AWS", "needs Docker", "needs the package index")  # what a marked comment ends in
 COMMAND_WORDS = {"make", "python", ".venv/bin/python", "cruft", "cookiecutter", "pip", "export", "git", "cd",
                  ".", "tensorboard", "bash", "source"}
 TEMPLATE_README = TEMPLATE_DIR / "README.md"
@@ -62,6 +65,8 @@ COVERED_ELSEWHERE = {
     "make notebook": ("{{cookiecutter.project_slug}}/tests/notebook/test_notebook_instance.py", "def test_"),
     "make notebook ARGS=--dry-run": ("{{cookiecutter.project_slug}}/tests/notebook/test_notebook_instance.py",
                                      "dry_run"),
+    "make test-container": ("tests/test_baked_suites.py",
+                            "def test_container_suite_builds_the_image_and_runs_jobs_in_it"),
 }
 CI_RUN = TEMPLATE_DIR / ".ci" / "run"
 SERVER_STARTS = ("make tensorboard", "python launch.py --tensorboard")
@@ -82,7 +87,8 @@ class Command:
 
     @property
     def needs_aws(self) -> bool:
-        return self.comment.endswith(MARK.removeprefix("# "))
+        """Marked as needing something the test machine lacks (AWS, Docker, the package index)."""
+        return self.comment.endswith(MARKS)
 
 
 def split_comment(line: str) -> Command:
@@ -107,7 +113,14 @@ def dry_run_form(command: str) -> str | None:
     words = shlex.split(command)
     if words[:2] == ["python", "launch.py"] and not {"--local-job", "--fetch-results", "--tensorboard"} & set(words):
         return command + " --dry-run"
-    return {"make role": "make role ARGS=--dry-run", "make image": "make image IMAGE_ARGS=--dry-run"}.get(command)
+    return {
+        "make role": "make role ARGS=--dry-run",
+        "make image": "make image IMAGE_ARGS=--dry-run",
+        "make image-build": "make image-build IMAGE_ARGS=--dry-run",
+        "bash docker/push.sh": "bash docker/push.sh --dry-run",
+        "make lock": "make -n lock",
+        "make bench-mlagents-learn": "make -n bench-mlagents-learn",
+    }.get(command)
 
 
 def rendered(algorithm: str, cookies) -> Path:
@@ -144,7 +157,7 @@ def test_every_command_marked_needs_aws_has_a_dry_run_form_or_a_covering_test(co
 
     assert marked, "the README marks no command as needing AWS: the launch itself does"
     for command in marked:
-        assert command.comment.endswith(MARK[2:]), command  # the mark ends the comment
+        assert command.comment.endswith(MARKS), command  # the mark ends the comment
         assert dry_run_form(command.text) or command.text in COVERED_ELSEWHERE, command.text
 
 

@@ -136,7 +136,12 @@ def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp
 def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):
     worker_id = free_worker_id(2)
     trainer = short_run(
-        tmp_path, sim_build_zip, num_envs=2, multiagent=False, additional_args=["--agents", "1"], worker_id=worker_id
+        tmp_path,
+        sim_build_zip,
+        num_envs=2,
+        multiagent=False,
+        additional_args=["--agents", "1"],
+        worker_id=worker_id,
     )
     logs = sorted(p.name for p in (trainer.output_dir / "unity_logs").iterdir())
     assert logs == [f"Player-{worker_id}.log", f"Player-{worker_id + 1}.log"]
