@@ -34,7 +34,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -47,13 +46,14 @@ from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.runtime import project_file, rules
 from launcher.settings import Settings, require_role
 from launcher.tuning_ranges import ParameterRange
+from launcher.tuning_results import TUNING_NAME, describe_tuning_job, local_record_uri
+from launcher.tuning_results import fetch_tuning_results as tuning_results_fetch
 
 CREATE_EVENT = "before-parameter-build.sagemaker.CreateHyperParameterTuningJob"
 STRATEGIES = ("Bayesian", "Random", "Grid", "Hyperband")
 OBJECTIVE_TYPES = ("Maximize", "Minimize")
 DEFAULT_OBJECTIVE = "episode_reward_mean"
 DEFAULT_MAX_JOBS, DEFAULT_MAX_PARALLEL = 4, 2
-TUNING_NAME = re.compile(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,31}", re.ASCII)
 NAME_LIMIT = 32
 # Default account limits (AWS docs, "Resource Limits for Automatic Model Tuning"); over them: a warning.
 USUAL_PARALLEL_LIMIT = 10  # parallel training jobs per tuning job (can be raised to 100)
@@ -376,7 +376,7 @@ def fetch_tuning_results(
     with its ``region``; a name SageMaker does not know is looked for in ``bucket`` (a tuning job
     run with --tune --local-job).
     """
-    from launcher import api, tuning_results
+    from launcher import api
 
     name = job if isinstance(job, str) else job.name
     region = region or (None if isinstance(job, str) else job.region)
@@ -387,30 +387,13 @@ def fetch_tuning_results(
     aws.check_credentials(session)
     record = None
     if describe_tuning_job(session, name) is None:
-        record = tuning_results.local_record_uri(session, name, bucket) if bucket else None
+        record = local_record_uri(session, name, bucket) if bucket else None
         if record is None:
             raise LaunchError(
                 f"{name!r}: no such tuning job in {region}"
                 + (f", and no local tuning record in s3://{bucket}" if bucket else "")
             )
-    return tuning_results.fetch_tuning_results(session, name, dest or api.RESULTS_DIR, record, top)
-
-
-def describe_tuning_job(boto_session, name: str) -> dict | None:
-    """DescribeHyperParameterTuningJob, or None when SageMaker knows no tuning job of that name."""
-    from botocore.exceptions import ClientError
-
-    if not TUNING_NAME.fullmatch(name):
-        return None  # longer than a tuning job's name can be: a training job's, surely
-    try:
-        return boto_session.client("sagemaker").describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=name
-        )
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in ("ResourceNotFound", "ValidationException") or "not found" in str(error).lower():
-            return None
-        raise
+    return tuning_results_fetch(session, name, dest or api.RESULTS_DIR, record, top)
 
 
 FINISHED = ("Completed", "Failed", "Stopped")

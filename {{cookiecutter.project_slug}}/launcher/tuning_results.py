@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,8 @@ from launcher.errors import LaunchError
 from launcher.local_tuning import RECORD, best_job
 
 TOP = 3
+# A tuning job's name: 1-32 letters, digits and inner hyphens (CreateHyperParameterTuningJob).
+TUNING_NAME = re.compile(r"[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,31}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -185,8 +188,6 @@ def plot_curves(found: TuningResults) -> Path | None:
 
 
 def _from_sagemaker(boto_session, name: str) -> tuple[dict, list[dict]]:
-    from launcher.tuning import describe_tuning_job
-
     description = describe_tuning_job(boto_session, name)
     if description is None:
         raise LaunchError(f"{name!r}: no such tuning job in {boto_session.region_name}")
@@ -305,3 +306,20 @@ def _in_notebook() -> bool:
     import sys
 
     return "ipykernel" in sys.modules
+
+
+def describe_tuning_job(boto_session, name: str) -> dict | None:
+    """DescribeHyperParameterTuningJob, or None when SageMaker knows no tuning job of that name."""
+    from botocore.exceptions import ClientError
+
+    if not TUNING_NAME.fullmatch(name):
+        return None  # longer than a tuning job's name can be: a training job's, surely
+    try:
+        return boto_session.client("sagemaker").describe_hyper_parameter_tuning_job(
+            HyperParameterTuningJobName=name
+        )
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceNotFound", "ValidationException") or "not found" in str(error).lower():
+            return None
+        raise

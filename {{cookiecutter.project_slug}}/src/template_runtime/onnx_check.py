@@ -488,31 +488,6 @@ def _check_provenance(path: Path, inputs: dict, spec: dict, report: Report) -> N
             report.summary[key] = value
 
 
-def deterministic_actions(path: Path, observations, masks: np.ndarray | None = None) -> np.ndarray:
-    """The model's deterministic actions (continuous or discrete, whichever it has) for a batch of
-    observations as the env gives them: one array for ``obs_0`` or a list, one per ``obs_<i>``; images
-    (batch, height, width, channels), uint8 pixels or floats in [0, 1], are turned into what Unity
-    feeds (NCHW floats in [0, 1]). ``masks``: ``action_masks`` (default: every action allowed)."""
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    observations = observations if isinstance(observations, list | tuple) else [observations]
-    feeds = {}
-    for i, obs in enumerate(observations):
-        obs = np.asarray(obs)
-        if obs.ndim == 4:
-            obs = (obs / 255.0 if obs.dtype == np.uint8 else obs).transpose(0, 3, 1, 2)
-        feeds[f"{c.OBS_PREFIX}{i}"] = np.ascontiguousarray(obs, dtype=np.float32)
-    names = [i.name for i in session.get_inputs()]
-    if c.ACTION_MASKS in names:
-        width = next(i for i in session.get_inputs() if i.name == c.ACTION_MASKS).shape[1]
-        batch = len(observations[0])
-        feeds[c.ACTION_MASKS] = np.ones((batch, width), np.float32) if masks is None else masks
-    outputs = [o.name for o in session.get_outputs()]
-    wanted = [n for n in (c.DETERMINISTIC_CONTINUOUS, c.DETERMINISTIC_DISCRETE) if n in outputs]
-    return np.concatenate(session.run(wanted, {k: v for k, v in feeds.items() if k in names}), axis=1)
-
-
 def _type_name(elem_type: int) -> str:
     from onnx import TensorProto
 

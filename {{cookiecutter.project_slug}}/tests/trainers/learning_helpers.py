@@ -18,7 +18,8 @@ import numpy as np
 import tensorflow as tf
 from sim_fixtures import free_base_port, open_sim_env
 
-from template_runtime.onnx_check import check_onnx, deterministic_actions
+from template_runtime.onnx_check import check_onnx
+from template_runtime.onnx_export import deterministic_actions
 from template_runtime.unity import make_single_agent_env
 
 REPO = Path(__file__).resolve().parents[2]
