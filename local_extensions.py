@@ -5,15 +5,23 @@ cookiecutter puts the template folder on sys.path and loads these through
 (project name, description, author) into text that stays inert in one kind of
 file: ``toml_string`` for TOML, ``yaml_string`` for YAML, ``shell_quote`` for shell,
 ``markdown_inline`` for Markdown; JSON and Python use cookiecutter's own ``jsonify``.
+
+``rendering_dir()`` (a global, from ``RenderingDir``) is the working directory at the moment a file
+is rendered. cookiecutter and cruft both render the hooks from inside the template folder (its
+``run_hook_from_repo_dir`` works in ``repo_dir``), so the pre-generation hook can find the
+template's rules.py when cruft, which calls cookiecutter's generate_files itself, passes no
+``_repo_dir``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import unicodedata
 
 from cookiecutter.utils import simple_filter
+from jinja2.ext import Extension
 
 # TOML's short escapes; every other character that must (or had better) be escaped becomes \uXXXX.
 _TOML_SHORT_ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
@@ -72,3 +80,11 @@ def markdown_inline(value: object) -> str:
     text = " ".join(str(value).split())
     text = re.sub(r"([\\`*_{}\[\]<>()#+!|~%])", r"\\\1", text)
     return text
+
+
+class RenderingDir(Extension):
+    """The global ``rendering_dir()``: the working directory while a template file is rendered."""
+
+    def __init__(self, environment):
+        super().__init__(environment)
+        environment.globals["rendering_dir"] = os.getcwd

@@ -59,15 +59,18 @@ def write_answers_file() -> None:
     Path(".cookiecutter.json").write_text(json.dumps(answers, indent=2) + "\n", encoding="utf-8")
 
 
+DEMO = {"ppo": "PPO", "tf": "DQN", "random": "the random agent", "all": "PPO"}  # what make demo trains
+
+
 def print_next_steps() -> None:
     slug = ANSWERS["project_slug"]
     print(
         f"""
-Created {slug}/. Next steps:
+Created {slug}/. Next steps (README.md has them all):
 
   1. Try it locally (no AWS, no Unity needed; Python 3.11 and make):
        cd {slug}
-       make demo        # random agent on the bundled simulated Unity build
+       make demo        # {DEMO.get(ANSWERS["algorithm"], "the example")}, briefly, on the bundled simulated Unity build
        make test        # the repository's own tests
 
   2. Put it on GitHub:
@@ -75,12 +78,15 @@ Created {slug}/. Next steps:
        git remote add origin https://github.com/<you>/{slug}.git
        git push -u origin main
 
-  3. Open it on a SageMaker notebook instance (after pushing; needs AWS credentials and a role):
+  3. Make the IAM role the training jobs run as (only this project's bucket, image, logs):
+       make role ARGS=--dry-run   # the policy and the requests first; then: make role
+
+  4. Open it on a SageMaker notebook instance (after pushing; needs AWS credentials and a role):
        export SAGEMAKER_ROLE_ARN=arn:aws:iam::<account>:role/<role>
        make notebook    # private repo: a GitHub token with only the 'repo' scope, in GITHUB_TOKEN or at the prompt
      It prints the JupyterLab link; open job_launcher.ipynb there.
 
-  4. Upload your zipped Unity Linux build to s3://{ANSWERS["s3_bucket"]}/{ANSWERS["unity_build_zip_key"]}
+  5. Upload your zipped Unity Linux build to s3://{ANSWERS["s3_bucket"]}/{ANSWERS["unity_build_zip_key"]}
      and publish the training image to {ANSWERS["ecr_image_uri"]} (see README.md).
 """
     )

@@ -36,12 +36,23 @@ def template_folder(repo_dir: Path) -> Path:
     raise FileNotFoundError(f"no template folder in {repo_dir}")
 
 
+# Where this hook was rendered: the template folder (cookiecutter and cruft render hooks from there).
+RENDERED_IN: str = json.loads({{ rendering_dir() | jsonify(indent=None) | jsonify(indent=None) }})
+
+
 def load_rules() -> ModuleType:
-    """rules.py from the template being rendered (a local folder, a git clone or an unpacked zip)."""
-    repo_dir = ANSWERS.get("_repo_dir")
-    if not isinstance(repo_dir, str) or not repo_dir:
+    """rules.py from the template being rendered (a local folder, a git clone or an unpacked zip).
+
+    cookiecutter names the template folder in ``_repo_dir``, relative to where it was started when
+    given a relative path (``cookiecutter .``), while this hook runs in the new project's folder;
+    cruft (which runs cookiecutter's generate_files itself) passes none. Both render the hooks in
+    the template folder, so a relative or missing ``_repo_dir`` is taken from there.
+    """
+    repo_dir = ANSWERS.get("_repo_dir") or ""
+    if not isinstance(repo_dir, str) or not (repo_dir or RENDERED_IN):
         raise RuntimeError("cookiecutter did not pass _repo_dir to the hook: use cookiecutter 2.2 or newer")
-    path = template_folder(Path(repo_dir)).joinpath(*RULES_FILE)
+    folder = Path(repo_dir) if Path(repo_dir).is_absolute() else Path(RENDERED_IN)
+    path = template_folder(folder).joinpath(*RULES_FILE)
     spec = importlib.util.spec_from_file_location("template_rules", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(path)

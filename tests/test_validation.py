@@ -291,3 +291,20 @@ def test_rules_and_project_file_import_with_the_standard_library_only():
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.split() == ["ml.fake.huge", "[]"]
+
+
+@pytest.mark.parametrize("how", ["dot", "relative"])
+def test_hook_finds_the_rules_when_the_template_path_is_relative(tmp_path, how):
+    """`cookiecutter .` (the template Makefile's make demo) and a relative path: _repo_dir is relative to
+    where cookiecutter started, while the hook runs in the new project's folder."""
+    cwd, template = (TEMPLATE_DIR, ".") if how == "dot" else (TEMPLATE_DIR.parent, TEMPLATE_DIR.name)
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path / "out"),
+               "--config-file", user_config(tmp_path), template]
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+
+    refused = subprocess.run([*command, "s3_bucket=abc--x-s3"], cwd=cwd, env=env, capture_output=True, text=True)
+    made = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+
+    assert "s3_bucket='abc--x-s3': ends with the reserved suffix '--x-s3'" in refused.stderr
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "out" / "unity_sagemaker_rl" / "project.toml").is_file()

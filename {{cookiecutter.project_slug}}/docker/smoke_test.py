@@ -39,9 +39,11 @@ LIBRARY_MODULES = (
     "boto3",
     "matplotlib",
     "tensorboard",
-    "template_runtime.onnx_export",  # onnx: every job writes a Unity-ready model/<behaviour>.onnx
+    "onnx",  # every job writes a Unity-ready model/<behaviour>.onnx (template_runtime.onnx_export)
     "onnxruntime",  # ... and runs it once to check it (template_runtime.onnx_check)
 )
+# src/'s own modules that import those libraries: only with --src (the image has no src/).
+SRC_MODULES = ("template_runtime.onnx_export", "template_runtime.onnx_check")
 INSTALLED_DISTRIBUTIONS = ("mlagents-envs", "gym-unity")
 # sm_train.sh (SDK v3) needs bash, python3 and pip; SDK v2 runs `train`; UNITY_USE_XVFB=1 needs Xvfb.
 IMAGE_PROGRAMS = ("bash", "python3", "pip", "train", "Xvfb")
@@ -102,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.src:
         sys.path.insert(0, str(args.src.resolve()))
         fastpath = fastpath_module(args.src)
-        modules = [*([fastpath] if fastpath else []), *MLAGENTS_MODULES, *LIBRARY_MODULES]
+        modules = [*([fastpath] if fastpath else []), *MLAGENTS_MODULES, *LIBRARY_MODULES, *SRC_MODULES]
         modules += trainer_modules(args.src)
         failures = import_modules(modules)
     else:

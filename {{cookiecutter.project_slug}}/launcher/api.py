@@ -7,12 +7,14 @@
     results = fetch_results(job)                 # model and output from S3; the Unity .onnx checked
     plot_learning_curve(results); load_saved_model(results)
 
-``dry_run(settings)`` returns the CreateTrainingJob request without sending anything;
+``dry_run(settings)`` returns the CreateTrainingJob request without sending anything, and
+``dry_run_plan(settings)`` everything that would run (entry point, hyperparameters, files, build);
 ``run_local_job(settings)`` builds the same request and runs it here (container.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.metadata
 import json
@@ -20,7 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from launcher import aws, capture, container, results
+from launcher import aws, capture, container, live_tensorboard, results, role_check, tensorboard, warm_pools
+from launcher import dry_run as dry_run_report
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.project import REPO_ROOT
@@ -46,6 +49,7 @@ class SubmittedJob:
     console_url: str
     request: dict  # the CreateTrainingJob request (or, after attach, the DescribeTrainingJob answer)
     local: bool = False
+    warm_pool: str | None = None  # the pooled job this one should start on (warm_pools.py)
 
     @classmethod
     def from_request(cls, request: dict, region: str, sdk: str, local: bool = False) -> SubmittedJob:
@@ -77,7 +81,8 @@ class SubmittedJob:
         ]
         if not self.local:
             lines += [f"Logs:          {self.logs_url}", f"Console:       {self.console_url}"]
-        return "\n".join(lines)
+        tensorboard = live_tensorboard.describe(self.request)
+        return "\n".join(lines + ([tensorboard] if tensorboard else []))
 
 
 def load_settings(**values) -> Settings:
@@ -104,6 +109,16 @@ def describe_job(settings: Settings, role_arn: str | None = None) -> TrainingJob
 
 def dry_run(settings: Settings) -> dict:
     """The exact CreateTrainingJob request the SDK would send; nothing is sent (not even the uploads)."""
+    return _held_back_request(settings)[1]
+
+
+def dry_run_plan(settings: Settings) -> dict:
+    """Everything the job would run: entry point, typed hyperparameters, source files, build, metric
+    definitions, and the request itself (launcher/dry_run.py); nothing is sent."""
+    return dry_run_report.plan(*_held_back_request(settings))
+
+
+def _held_back_request(settings: Settings) -> tuple[TrainingJobSpec, dict]:
     sdk = _sdk(settings)
     spec = build_job_spec(settings, require_role(settings) or DRY_RUN_ROLE)
     session = aws.session(settings.region)
@@ -111,7 +126,7 @@ def dry_run(settings: Settings) -> dict:
         with capture.hold_back(session, offline=True, bucket=spec.bucket):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
-        return held.request
+        return spec, held.request
     raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} made no CreateTrainingJob request")
 
 
@@ -121,11 +136,15 @@ def submit(settings: Settings) -> SubmittedJob:
     sdk, session = _sdk(settings), aws.session(settings.region)
     _preflight(settings, session)
     spec = describe_job(settings)
-    with capture.record(session) as requests:
+    pool = warm_pools.find(session, spec)
+    if pool.worth_saying(spec):
+        print(pool.describe(), flush=True)
+    with role_check.checked_role(session, settings, spec.role_arn), capture.record(session) as requests:
         sdk.start(spec, session)
     if not requests:
         raise RuntimeError(f"SageMaker SDK {sdk.GENERATION} returned without a CreateTrainingJob request")
     job = SubmittedJob.from_request(requests[-1], settings.region, sdk.GENERATION)
+    job = dataclasses.replace(job, warm_pool=pool.match)
     print(job.describe(), flush=True)
     return job
 
@@ -159,6 +178,9 @@ def wait(job: SubmittedJob, logs: bool = True) -> str:
         print(f"{job.job_name}: {error}", file=sys.stderr)
     status = results.describe(session, job.job_name)["TrainingJobStatus"]
     print(f"{job.job_name}: {status}")
+    reuse = warm_pools.report_reuse(session, job.job_name, job.warm_pool)
+    if reuse:
+        print(reuse)
     return status
 
 
@@ -171,7 +193,10 @@ def run_local_job(
     _preflight(settings, session)
     spec = describe_job(settings)
     try:
-        with capture.hold_back(session, offline=False, bucket=spec.bucket):
+        with (
+            role_check.checked_role(session, settings, spec.role_arn),
+            capture.hold_back(session, offline=False, bucket=spec.bucket),
+        ):
             sdk.start(spec, session)
     except capture.RequestHeldBack as held:
         request = held.request
@@ -223,6 +248,33 @@ def fetch_results(
         except LaunchError:
             raise unknown from None
         return results.fetch_results(session, name, dest or RESULTS_DIR, f"s3://{bucket}")
+
+
+def fetch_tensorboard(
+    job: SubmittedJob | str, region: str, dest: str | Path | None = None, bucket: str | None = None
+):
+    """Download a job's TensorBoard event files into results/<job-name>/tensorboard/ (see tensorboard.py).
+
+    A name SageMaker does not know is looked for in ``bucket`` (a job run with --local-job).
+    """
+    name = job if isinstance(job, str) else job.job_name
+    session = aws.session(region)
+    aws.check_credentials(session)
+    try:
+        description = results.describe(session, name)
+    except LaunchError:
+        if not bucket:
+            raise
+        aws.check_object(session, bucket, f"{name}/output/output.tar.gz", setting="job_name")
+        description = {"TrainingJobName": name, "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}"}}
+    return tensorboard.fetch_event_files(session, description, Path(dest or RESULTS_DIR))
+
+
+def show_tensorboard(
+    job: SubmittedJob | str, region: str, port: int = tensorboard.DEFAULT_PORT, **where
+) -> None:
+    """fetch_tensorboard, then TensorBoard on 127.0.0.1:``port`` in this process's place (command line)."""
+    tensorboard.start(fetch_tensorboard(job, region, **where), port)
 
 
 plot_learning_curve = results.plot_learning_curve

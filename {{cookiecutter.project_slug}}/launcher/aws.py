@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 from launcher.errors import LaunchError
@@ -24,8 +25,13 @@ def session(region: str):
 
 
 def check_credentials(boto_session) -> dict:
-    """The caller's identity (account, ARN); LaunchError if there are no credentials or they are refused."""
+    """The caller's identity (account, ARN); LaunchError if there are no credentials or they are refused.
+
+    An endpoint without STS (a 5xx or NotImplemented, as S3-compatible stacks answer) gets one warning
+    line and an empty identity: the calls that follow say what is wrong, if anything is.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.parsers import ResponseParserError
 
     if boto_session.get_credentials() is None:
         raise LaunchError(
@@ -35,12 +41,25 @@ def check_credentials(boto_session) -> dict:
         )
     try:
         return boto_session.client("sts").get_caller_identity()
+    except ResponseParserError:  # a 5xx with an HTML body
+        return _unverified_credentials("HTTP 5xx")
     except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status >= 500 or _code(error) in ("NotImplemented", "InvalidAction"):
+            return _unverified_credentials(_code(error) or str(status))
         raise LaunchError(
             f"AWS refused these credentials ({_code(error)}: {_message(error)}): renew or fix them"
         ) from None
     except BotoCoreError as error:
         raise LaunchError(f"could not reach AWS STS to check the credentials: {error}") from None
+
+
+def _unverified_credentials(why: str) -> dict:
+    print(
+        f"warning: could not verify the credentials (sts:GetCallerIdentity: {why}): continuing",
+        file=sys.stderr,
+    )
+    return {}
 
 
 def check_bucket(boto_session, bucket: str, region: str) -> None:

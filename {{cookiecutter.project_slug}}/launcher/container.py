@@ -11,7 +11,8 @@ requirements and sagemaker-training (requirements/training.txt + image.txt), giv
    (its scripts hard-code /opt/ml, so their copies here point at the folder instead), or SDK v2's
    sagemaker-training ``train`` with SAGEMAKER_BASE_DIR set to the folder;
 3. uploads what SageMaker would: model/ as <output path>/<job>/output/model.tar.gz, output/data/
-   as .../output/output.tar.gz, and checkpoints/ to the checkpoint URI.
+   as .../output/output.tar.gz, and checkpoints/ to the checkpoint URI; while it runs, the
+   TensorBoardOutputConfig folder is copied to S3 every few seconds (live_tensorboard.py).
 
 Differences from a real job, all about /opt/ml being elsewhere: paths in hyperparameters that start
 with /opt/ml are rewritten, and ``checkpoint_dir`` is set to the local checkpoints/ folder when the
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TextIO
 
+from launcher import live_tensorboard
 from launcher.errors import JobFailed, LaunchError
 
 OPT_ML = "/opt/ml"
@@ -90,9 +92,14 @@ def run_training_request(
     command, extra_env = _driver(request, opt_ml, python)
     env = _environment(request, python, boto_session.region_name, extra_env)
     log_file = opt_ml / "local-job.log"
-    exit_code = _run(
-        command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo
-    )
+    tensorboard = _tensorboard_sync(request, opt_ml, s3)
+    try:
+        exit_code = _run(
+            command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo
+        )
+    finally:
+        if tensorboard is not None:
+            tensorboard.stop()
     prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output"
     model_uri = _upload_tar(s3, opt_ml / "model", f"{prefix}/model.tar.gz") if exit_code == 0 else None
     output_uri = _upload_tar(s3, opt_ml / "output" / "data", f"{prefix}/output.tar.gz")
@@ -151,6 +158,16 @@ def _lay_out(request: dict, opt_ml: Path, s3, checkpoint_uri: str | None) -> Non
         _download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], opt_ml / "input" / "data" / name)
     if checkpoint_uri:
         _download_prefix(s3, checkpoint_uri, opt_ml / "checkpoints", required=False)
+
+
+def _tensorboard_sync(request: dict, opt_ml: Path, s3):
+    """TensorBoardOutputConfig: copy LocalPath to S3 while the job runs, as SageMaker does."""
+    uri = live_tensorboard.job_uri(request)
+    if uri is None:
+        return None
+    local = request["TensorBoardOutputConfig"].get("LocalPath") or live_tensorboard.LOCAL_PATH
+    folder = Path(local.replace(OPT_ML, str(opt_ml), 1)) if local.startswith(OPT_ML) else Path(local)
+    return live_tensorboard.Sync(s3, folder, uri).start()
 
 
 def _local_path(encoded: str, opt_ml: Path) -> str:

@@ -7,6 +7,7 @@ places in S3:
     s3://<bucket>/<job-name>/output/model.tar.gz      what the trainer saved in SM_MODEL_DIR
     s3://<bucket>/<job-name>/output/output.tar.gz     SM_OUTPUT_DATA_DIR (metrics.jsonl, summaries, logs)
     s3://<bucket>/<base-job-name>/<job-name>/checkpoints/   /opt/ml/checkpoints, synced during the job
+    s3://<bucket>/<base-job-name>/<job-name>/tensorboard-output/   live TensorBoard event files
     s3://<bucket>/<base-job-name>/<job-name>/input/ (v3) or .../source/ (v2)   the uploaded src/
 
 with <job-name> = <base-job-name>-<YYYYmmddHHMMSS> (SDK v3 names jobs this way and cannot be told
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from launcher import live_tensorboard
 from launcher.runtime import runtime_module
 from launcher.settings import Settings
 
@@ -54,6 +56,8 @@ class TrainingJobSpec:
     environment: dict
     metric_definitions: tuple  # (name, regex) pairs
     telemetry: bool
+    keep_alive_seconds: int = 0  # ResourceConfig.KeepAlivePeriodInSeconds (warm_pools.py); 0: none
+    tensorboard_local_path: str | None = None  # TensorBoardOutputConfig.LocalPath (live_tensorboard.py)
 
     @property
     def output_path(self) -> str:
@@ -72,6 +76,11 @@ class TrainingJobSpec:
     def new_job_name(self, now: datetime | None = None) -> str:
         """<base>-<YYYYmmddHHMMSS>, the way SDK v3 names a job."""
         return f"{self.base_job_name}-{(now or datetime.now()):%Y%m%d%H%M%S}"
+
+    @property
+    def tensorboard_s3_path(self) -> str:
+        """TensorBoardOutputConfig.S3OutputPath; SageMaker adds <job-name>/tensorboard-output/ under it."""
+        return self.staging_prefix
 
     def checkpoint_uri(self, job_name: str) -> str | None:
         return f"{self.staging_prefix}/{job_name}/checkpoints" if self.checkpoint_local_path else None
@@ -122,6 +131,8 @@ def build_job_spec(settings: Settings, role_arn: str) -> TrainingJobSpec:
             [*entry.metric_names, *stat_metrics(hyperparameters.get("stats", entry.config.get("stats")))]
         ),
         telemetry=settings.telemetry,
+        keep_alive_seconds=settings.keep_alive_seconds,
+        tensorboard_local_path=live_tensorboard.LOCAL_PATH if settings.live_tensorboard else None,
     )
 
 

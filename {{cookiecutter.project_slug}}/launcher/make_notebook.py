@@ -23,6 +23,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO_ROOT / "job_launcher.ipynb"
 SETTINGS = REPO_ROOT / "launcher" / "settings.py"
+TUNING = REPO_ROOT / "launcher" / "tuning.py"
 KERNEL = {
     "name": "rl-launcher",
     "display_name": "Python 3.11 (rl-launcher: requirements/launcher.txt)",
@@ -40,14 +41,16 @@ NOTEBOOK_ONLY = [
         "None: start a new job; a job's name: attach to it (e.g. after a restart)",
     ),
     ("results_dir", '"results"', "where the job's model and output are downloaded"),
+    ("tune", "False", "True: a tuning job, many jobs at once (section 6), not one job"),
+    ("tuning_job", "None", "a tuning job's name: attach to it, fetch its results"),
 ]
 
 
-def settings_fields() -> list[tuple[str, str, str]]:
-    """(name, default source, comment) for each JobSettings field, read from settings.py."""
-    source = SETTINGS.read_text(encoding="utf-8")
+def settings_fields(path: Path = SETTINGS, class_name: str = "JobSettings") -> list[tuple[str, str, str]]:
+    """(name, default source, comment) for each field of a settings dataclass, read from its source."""
+    source = path.read_text(encoding="utf-8")
     lines = source.splitlines()
-    cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == "JobSettings")
+    cls = next(n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == class_name)
     fields = []
     for node in cls.body:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
@@ -67,8 +70,20 @@ def settings_fields() -> list[tuple[str, str, str]]:
     return fields
 
 
+def tuning_fields() -> list[tuple[str, str, str]]:
+    """TuningSettings' fields as notebook parameters: tuning_<name> (tuning_job_name stays)."""
+    return [
+        (name if name.startswith("tuning_") else f"tuning_{name}", default, comment)
+        for name, default, comment in settings_fields(TUNING, "TuningSettings")
+    ]
+
+
 def parameters_cell() -> str:
-    rows = settings_fields() + NOTEBOOK_ONLY
+    blocks = [settings_fields() + NOTEBOOK_ONLY, tuning_fields()]
+    return "\n\n# A tuning job (section 6), with tune = True:\n".join(_aligned(rows) for rows in blocks)
+
+
+def _aligned(rows: list[tuple[str, str, str]]) -> str:
     width = max(len(f"{name} = {default}") for name, default, _ in rows) + 2
     return "\n".join(f"{f'{name} = {default}':<{width}}# {comment}" for name, default, comment in rows)
 
@@ -77,6 +92,17 @@ def load_cell() -> str:
     names = [name for name, _, _ in settings_fields()]
     arguments = "".join(f"    {name}={name},\n" for name in names)
     return f"import launch\n\nsettings = launch.load_settings(\n{arguments})\nprint(settings.describe())"
+
+
+def tuning_cell() -> str:
+    names = [name for name, _, _ in settings_fields(TUNING, "TuningSettings")]
+    arguments = "".join(
+        f"        {name}={name if name.startswith('tuning_') else 'tuning_' + name},\n" for name in names
+    )
+    return (
+        "tuning = None\nif tune:\n    tuning = launch.load_tuning(\n        settings,\n"
+        f"{arguments}    )\n    print(tuning.describe())"
+    )
 
 
 CELLS = [
@@ -104,8 +130,8 @@ Your answers to the template (bucket, region, image, Unity build, instance type,
 
 The next cell is tagged `parameters`: `papermill -p NAME VALUE` can set any of them.
 `hyperparameters` are config keys of the entry point's `config` dict (and of `trainer.DEFAULT_CONFIG`);
-they keep their types (`{"episodes": 20}` stays a number) and a key the entry point does not define
-is refused before anything is submitted.""",
+they keep their types (`{"total_timesteps": 5000}` stays a number) and a key the entry point does
+not define is refused before anything is submitted.""",
     ),
     ("parameters", None),
     (
@@ -141,10 +167,15 @@ Where everything goes (`<job-name>` is `<base_job_name>-<YYYYmmddHHMMSS>`):
 | checkpoints (`/opt/ml/checkpoints`) | `s3://<bucket>/<base_job_name>/<job-name>/checkpoints/` |
 | the uploaded `src/` | `s3://<bucket>/<base_job_name>/<job-name>/input/` (SDK v2: `.../source/`) |
 
-To see the exact request without sending anything: `python launch.py --dry-run` in a terminal.
+To see everything the job would run without sending anything (entry point, hyperparameters, the
+uploaded files, the build, the request): `python launch.py --dry-run` in a terminal.
 With `job_name` set, this cell attaches to that job instead of starting a new one.""",
     ),
-    ("code", "job = launch.submit(settings) if job_name is None else launch.attach(settings, job_name)"),
+    (
+        "code",
+        "job = None if tune else launch.submit(settings) if job_name is None else "
+        "launch.attach(settings, job_name)",
+    ),
     (
         "md",
         """## 4. Watch it
@@ -152,7 +183,7 @@ With `job_name` set, this cell attaches to that job instead of starting a new on
 With `wait = True` this streams the job's logs here until it ends (the same lines are in CloudWatch,
 link above). Interrupting the kernel stops the waiting, not the job.""",
     ),
-    ("code", "status = launch.wait(job) if settings.wait else None"),
+    ("code", "status = launch.wait(job) if job and settings.wait else None"),
     (
         "md",
         """## 5. After the job
@@ -160,17 +191,18 @@ link above). Interrupting the kernel stops the waiting, not the job.""",
 The model and output are downloaded into `results_dir/<job-name>/`. With `wait = False` these cells
 do nothing: once the job has finished, run the notebook again with `job_name` set to its name.""",
     ),
-    ("code", "results = launch.fetch_results(job, dest=results_dir) if settings.wait else None"),
+    ("code", "results = launch.fetch_results(job, dest=results_dir) if job and settings.wait else None"),
     (
         "md",
         """The learning curve: `episode_reward_mean` over training steps, from the run's own `metrics.jsonl`
-(or, if the job wrote none, from the metrics SageMaker collected in CloudWatch).""",
+(or, if the job wrote none, from the metrics SageMaker collected in CloudWatch). For every scalar the
+trainer logged, in TensorBoard: `python launch.py --tensorboard <job-name>` in a terminal.""",
     ),
     ("code", "figure = launch.plot_learning_curve(results)"),
     (
         "md",
-        """The trained policy, if the entry point saved a TensorFlow SavedModel (the PPO and DQN examples do;
-the random example saves none). Loading it needs TensorFlow in this kernel.""",
+        """The trained policy, if the entry point saved a TensorFlow SavedModel in its model folder
+(random_trainer.py saves none). Loading it needs TensorFlow in this kernel.""",
     ),
     ("code", "model = launch.load_saved_model(results)\nmodel"),
     (
@@ -186,6 +218,48 @@ into the project's `Assets/` folder, select the agent, and in its **Behavior Par
         "code",
         "for path in results.unity_models if results else []:\n    print(launch.unity_instructions(path))",
     ),
+    (
+        "md",
+        """## 6. Many jobs at once: a tuning job
+
+RL results swing with hyperparameters and seeds. With `tune = True` the cells above start no job;
+these start a SageMaker hyperparameter tuning job instead: up to `tuning_max_jobs` training jobs
+(`tuning_max_parallel_jobs` at a time), each the job above with other values of the keys in
+`tuning_ranges`, scored by `tuning_objective` (a metric the trainer declares, read from its log
+lines by the same regexes as the console's charts). Ranges: `{"learning_rate": "1e-4:1e-3:log"}`
+(numbers; scaling auto, linear, log or reverselog), `{"n_steps": "128,256"}` or a list (values);
+`tuning_seeds = 4` runs four seeds of one setting. `project.toml`'s `[tuning]` table holds defaults.
+Strategies: Bayesian (default), Random, Grid (values only, every combination) and Hyperband (stops
+lagging jobs; needs `tuning_hyperband_max_resource`, the objective lines a whole job prints).
+
+The request is checked offline first; `python launch.py --tune --dry-run` prints it without sending.""",
+    ),
+    ("tuning", None),
+    (
+        "code",
+        "if tuning_job:\n    tuned = launch.attach_tuning(settings, tuning_job)\n"
+        "else:\n    tuned = launch.submit_tuning(tuning) if tune else None",
+    ),
+    (
+        "md",
+        """With `wait = True` this waits for the tuning job, printing how many training jobs are done.
+Then the results: a table of the training jobs (tuned values, final objective, status), the
+objective of each job, the learning curves of the best three and the best job's model, all in
+`results_dir/<tuning-job>/` (the model in `best/`).""",
+    ),
+    ("code", "tuning_status = launch.wait_tuning(tuned) if tuned and settings.wait else None"),
+    (
+        "code",
+        "tuning_results = (\n    launch.fetch_tuning_results(tuned, dest=results_dir)\n"
+        '    if tuned and (tuning_status == "Completed" or tuning_job)\n    else None\n)',
+    ),
+    (
+        "code",
+        "if tuning_results:\n    from IPython.display import Image, display\n\n"
+        '    for png in ("objective_per_job.png", "learning_curves.png"):\n'
+        "        if png in tuning_results.files:\n"
+        "            display(Image(filename=str(tuning_results.files[png])))",
+    ),
 ]
 
 
@@ -196,6 +270,8 @@ def build() -> nbformat.NotebookNode:
             cells.append(new_markdown_cell(text))
         elif kind == "parameters":
             cells.append(new_code_cell(parameters_cell(), metadata={"tags": ["parameters"]}))
+        elif kind == "tuning":
+            cells.append(new_code_cell(tuning_cell()))
         else:
             cells.append(new_code_cell(text if text is not None else load_cell()))
     for number, cell in enumerate(cells):

@@ -35,36 +35,63 @@ def execution_role(spec: TrainingJobSpec, boto_session) -> str:
 
 def start(spec: TrainingJobSpec, boto_session) -> None:
     """Upload src/ and send CreateTrainingJob (returns at once; capture.record has the request)."""
-    from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
 
     job_name = spec.new_job_name()
     with staged_source(spec.source_dir) as source_dir:
-        estimator = Estimator(
-            image_uri=spec.image_uri,
-            role=spec.role_arn,
-            sagemaker_session=sdk_session(spec, boto_session),
-            base_job_name=spec.base_job_name,
-            entry_point=spec.entry_point,
-            source_dir=str(source_dir),
-            code_location=spec.staging_prefix,
-            output_path=spec.output_path,
-            instance_type=spec.instance_type,
-            instance_count=spec.instance_count,
-            volume_size=spec.volume_size_gb,
-            max_run=spec.max_run_seconds,
-            use_spot_instances=spec.use_spot,
-            max_wait=spec.max_wait_seconds,
-            checkpoint_s3_uri=spec.checkpoint_uri(job_name),
-            checkpoint_local_path=spec.checkpoint_local_path,
-            hyperparameters=dict(spec.hyperparameters),  # typed: the Estimator JSON-encodes each value
-            environment=dict(spec.environment),
-            metric_definitions=[{"Name": name, "Regex": regex} for name, regex in spec.metric_definitions],
-            disable_profiler=True,
-            debugger_hook_config=False,
-        )
+        estimator = make_estimator(spec, boto_session, source_dir, spec.checkpoint_uri(job_name))
         inputs = {name: TrainingInput(s3_data=uri) for name, uri in spec.input_channels.items()}
         estimator.fit(inputs=inputs or None, job_name=job_name, wait=False, logs=False)
+
+
+def make_estimator(
+    spec: TrainingJobSpec,
+    boto_session,
+    source_dir,
+    checkpoint_s3_uri: str | None,
+    hyperparameters: dict | None = None,
+    tensorboard: bool = True,
+):
+    """The Estimator for ``spec`` (tuner_v2.py builds its tuning job from the same one).
+
+    ``hyperparameters`` (typed) replace the spec's; a tuning job has no TensorBoardOutputConfig.
+    """
+    from sagemaker.debugger import TensorBoardOutputConfig
+    from sagemaker.estimator import Estimator
+
+    return Estimator(
+        image_uri=spec.image_uri,
+        role=spec.role_arn,
+        sagemaker_session=sdk_session(spec, boto_session),
+        base_job_name=spec.base_job_name,
+        entry_point=spec.entry_point,
+        source_dir=str(source_dir),
+        code_location=spec.staging_prefix,
+        output_path=spec.output_path,
+        instance_type=spec.instance_type,
+        instance_count=spec.instance_count,
+        volume_size=spec.volume_size_gb,
+        max_run=spec.max_run_seconds,
+        use_spot_instances=spec.use_spot,
+        max_wait=spec.max_wait_seconds,
+        keep_alive_period_in_seconds=spec.keep_alive_seconds or None,
+        checkpoint_s3_uri=checkpoint_s3_uri,
+        checkpoint_local_path=spec.checkpoint_local_path,
+        # typed: the Estimator JSON-encodes each value
+        hyperparameters=dict(spec.hyperparameters if hyperparameters is None else hyperparameters),
+        environment=dict(spec.environment),
+        metric_definitions=[{"Name": name, "Regex": regex} for name, regex in spec.metric_definitions],
+        tensorboard_output_config=(
+            TensorBoardOutputConfig(
+                s3_output_path=spec.tensorboard_s3_path,
+                container_local_output_path=spec.tensorboard_local_path,
+            )
+            if tensorboard and spec.tensorboard_local_path
+            else None
+        ),
+        disable_profiler=True,
+        debugger_hook_config=False,
+    )
 
 
 def wait(job_name: str, boto_session, region: str, logs: bool) -> None:

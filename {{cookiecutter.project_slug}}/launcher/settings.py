@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher import warm_pools
 from launcher.entry_points import EntryPoint, load_entry_point
 from launcher.errors import LaunchError
 from launcher.project import SOURCE_DIR, ProjectConfig, read_project
@@ -38,7 +39,7 @@ class JobSettings:
     """What can be chosen for a run; the notebook's `parameters` cell has one line per field."""
 
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
-    hyperparameters: dict = field(default_factory=dict)  # entry point config keys, e.g. {"episodes": 20}
+    hyperparameters: dict = field(default_factory=dict)  # entry point config keys: {"total_timesteps": 5000}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
     instance_count: int = 1  # machines; the examples train on one
     volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
@@ -54,6 +55,8 @@ class JobSettings:
     wait: bool = True  # block and stream the job's logs, or return once it is submitted
     sdk: str = "auto"  # "auto" (the installed one), "v3" (ModelTrainer) or "v2" (Estimator)
     telemetry: bool = False  # let the SageMaker SDK send usage telemetry to AWS
+    keep_alive_seconds: int = 0  # warm pool: keep the instance this long for the next matching job (0-3600)
+    live_tensorboard: bool = True  # SageMaker copies the trainer's TensorBoard files to S3 while it runs
     region: str | None = None  # None: project.toml [aws] region
     s3_bucket: str | None = None  # None: project.toml [aws] s3_bucket
     image_uri: str | None = None  # None: project.toml [aws] ecr_image_uri
@@ -89,6 +92,8 @@ class Settings:
     region: str
     bucket: str
     image_uri: str
+    keep_alive_seconds: int = 0
+    live_tensorboard: bool = True
 
     def describe(self) -> str:
         """A few lines to show before submitting: what will run, where, and on what."""
@@ -107,6 +112,7 @@ class Settings:
                 f"Role:             {role}",
                 f"Region, SDK:      {self.region}, SageMaker SDK {self.sdk}",
             ]
+            + warm_pools.describe_setting(self.keep_alive_seconds)
         )
 
 
@@ -145,6 +151,8 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
         region=region,
         bucket=bucket,
         image_uri=check_image_uri(_or(chosen.image_uri, project.image_uri), region),
+        keep_alive_seconds=warm_pools.check_keep_alive(chosen.keep_alive_seconds, use_spot),
+        live_tensorboard=_boolean("live_tensorboard", chosen.live_tensorboard),
     )
 
 
@@ -173,7 +181,7 @@ def parse_assignment(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise LaunchError(
-            f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set episodes=20"
+            f"--set {text!r}: expected KEY=VALUE, e.g. --set instance_type=ml.m5.large or --set seed=7"
         )
     return key.strip(), value
 

@@ -164,8 +164,9 @@ class Trainer(ABC):
                 else {}
             )
             overrides.insert(0, ("project.toml", project))
-        self.config = merge_config(DEFAULT_CONFIG, script, *overrides)
-        validate_config(self.config)
+        sources: dict[str, str] = {}
+        self.config = merge_config(DEFAULT_CONFIG, script, *overrides, sources=sources)
+        validate_config(self.config, sources)
         self.seed: int = self.config["seed"]
         self.cluster: Cluster = find_cluster(in_job=not self.local)  # one worker, unless instance_count > 1
         if self.cluster.distributed and not self.distributed:
@@ -214,7 +215,11 @@ class Trainer(ABC):
     def download_unity_env(self) -> str:
         """Get the Unity build onto this machine, extracted and executable; return the player's path."""
         c = self.config
+        # Refused before anything is touched: a build folder is replaced by each new build.
+        repo = REPO_ROOT if self.local else Path.cwd()
         folder = self._resolve(c["build_folder"])
+        label = "the repository" if self.local else "the working folder"
+        folder = unity_build.check_build_folder(folder, value=c["build_folder"], repo=repo, repo_label=label)
         if self.local:
             path = self._local_build(folder)
         else:

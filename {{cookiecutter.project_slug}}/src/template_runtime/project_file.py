@@ -116,6 +116,17 @@ def read_project_file(
     return ProjectFile(path=path, **values)
 
 
+def read_table(path: str | Path, table: str) -> dict:
+    """A free-form table of ``path`` (``[tuning]``: the launcher checks its keys itself); {} if absent."""
+    path = Path(path)
+    section = _load(path).get(table, {})
+    if not isinstance(section, dict):
+        raise ProjectFileError(
+            f"{path}: [{table}] is not a table: write it as a [{table}] header with key = value lines"
+        )
+    return section
+
+
 def _load(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")

@@ -6,7 +6,7 @@ An algorithm file should read top to bottom as the algorithm; what is not the al
 * ``check_hyperparameters``: the common range checks, with errors naming the key and the value;
 * ``orthogonal``, ``ConvEncoder``, ``Adam``: network building blocks whose state is plain variables;
 * ``save_training_state`` / ``restore_training_state``: checkpoints of variables, extra arrays, the
-  step, the RNG state and recent returns, written whole or not at all;
+  step, the RNG state and recent returns (checkpoints.py: manifested, restored newest-usable-first);
 * ``export_policy``: the SavedModel with a ``serving_default`` signature;
 * ``onnx_dense``, ``onnx_encoder``: the same weights as NumPy arrays for the Unity model
   (template_runtime/onnx_export.py builds the ONNX file from them).
@@ -16,10 +16,7 @@ Metrics, TensorBoard and the learning curve are metrics.py's (no TensorFlow need
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -27,10 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from template_runtime import onnx_export
+from template_runtime.checkpoints import Checkpoint, CheckpointError, load_latest_checkpoint, save_checkpoint
 from template_runtime.config import ConfigError
-
-CHECKPOINT_PREFIX = "checkpoint-"
-
 
 # ----------------------------------------------------------------------------------------------
 # Hyperparameters and network building blocks
@@ -114,52 +109,6 @@ class Adam(tf.Module):
 # Checkpoints
 
 
-def save_checkpoint(
-    folder: Path, step: int, arrays: Mapping[str, np.ndarray], state: Mapping, keep: int = 2
-) -> Path:
-    """Write ``folder/checkpoint-<step>/`` (arrays.npz, state.json) whole or not at all; keep ``keep``.
-
-    Written to a hidden folder first and renamed, so a kill while saving leaves the previous checkpoint
-    as the latest. In a job ``folder`` is /opt/ml/checkpoints, which SageMaker copies to S3 and back
-    after a spot interruption.
-    """
-    folder = Path(folder)
-    final = folder / f"{CHECKPOINT_PREFIX}{int(step):012d}"
-    partial = folder / f".partial-{final.name}-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    np.savez(partial / "arrays.npz", **arrays)
-    (partial / "state.json").write_text(json.dumps({"step": int(step), **state}, indent=1), encoding="utf-8")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(partial, final)
-    for old in _checkpoints(folder)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
-
-
-def load_latest_checkpoint(folder: Path) -> tuple[dict[str, np.ndarray], dict] | None:
-    """``(arrays, state)`` of the newest complete checkpoint in ``folder``, or None if there is none."""
-    found = _checkpoints(Path(folder))
-    if not found:
-        return None
-    with np.load(found[-1] / "arrays.npz") as data:
-        arrays = {name: data[name] for name in data.files}
-    state = json.loads((found[-1] / "state.json").read_text(encoding="utf-8"))
-    state["path"] = str(found[-1])
-    return arrays, state
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(
-        path
-        for path in folder.glob(f"{CHECKPOINT_PREFIX}*")
-        if path.is_dir() and (path / "state.json").is_file() and (path / "arrays.npz").is_file()
-    )
-
-
 def restore_arrays(target: list, saved: list[np.ndarray], what: str, path: str) -> None:
     """Assign saved arrays to variables (anything with ``.shape`` and ``.assign``), checking they fit."""
     shapes = [tuple(v.shape) for v in target]
@@ -175,23 +124,41 @@ def restore_arrays(target: list, saved: list[np.ndarray], what: str, path: str) 
         variable.assign(value)
 
 
-def save_training_state(trainer, step: int, module: tf.Module, arrays: Mapping, recent_returns) -> Path:
+def save_training_state(
+    trainer, step: int, module: tf.Module, arrays: Mapping, recent_returns
+) -> Path | None:
     """Checkpoint ``module``'s variables (networks, optimiser), ``arrays`` (normaliser, replay buffer),
-    the step, the trainer's RNG state and recent episode returns, in ``trainer.checkpoint_dir``."""
+    the step, the trainer's RNG state and recent episode returns, in ``trainer.checkpoint_dir``.
+
+    None when the checkpoint could not be written (disk full: a warning is logged, the previous
+    checkpoint stays the latest, and training goes on)."""
     saved = {f"v{i}": v.numpy() for i, v in enumerate(module.variables)}
     state = {"rng": trainer.rng.bit_generator.state, "recent_returns": list(recent_returns)}
     path = save_checkpoint(trainer.checkpoint_dir, step, {**saved, **arrays}, state)
-    logging.getLogger("trainer").info("checkpoint at step %d: %s", step, path)
+    if path is not None:
+        logging.getLogger("trainer").info("checkpoint at step %d: %s", step, path)
     return path
 
 
 def restore_training_state(trainer, module: tf.Module, what: str) -> tuple[int, dict, dict]:
-    """Load the latest checkpoint into ``module`` and the trainer's RNG: ``(step, arrays, state)``,
-    or ``(0, {}, {})`` when ``checkpoint_dir`` has none (a fresh start)."""
-    found = load_latest_checkpoint(trainer.checkpoint_dir)
+    """Load the newest usable checkpoint into ``module`` and the trainer's RNG: ``(step, arrays,
+    state)``, or ``(0, {}, {})`` when ``checkpoint_dir`` has none (a fresh start).
+
+    Checkpoints that fail their manifest or do not load are skipped (see checkpoints.py); one that
+    loads but does not fit ``module`` (other settings) is an error, not skipped."""
+    count = len(module.variables)
+
+    def accept(checkpoint: Checkpoint) -> None:
+        missing = [f"v{i}" for i in range(count) if f"v{i}" not in checkpoint.arrays]
+        if not isinstance(checkpoint.state.get("rng"), dict):
+            raise CheckpointError("state.json has no RNG state")
+        if missing and len(missing) == count:
+            raise CheckpointError(f"arrays.npz holds none of the {what}'s variables")
+
+    found = load_latest_checkpoint(trainer.checkpoint_dir, accept)
     if found is None:
         return 0, {}, {}
-    arrays, state = found
+    arrays, state = found.arrays, {**found.state, "path": str(found.path)}
     saved = [arrays[f"v{i}"] for i in range(len(arrays)) if f"v{i}" in arrays]
     restore_arrays(module.variables, saved, what, state["path"])
     trainer.rng.bit_generator.state = state["rng"]

@@ -44,6 +44,8 @@ from mlagents_envs.side_channel.engine_configuration_channel import EngineConfig
 from mlagents_envs.side_channel.environment_parameters_channel import EnvironmentParametersChannel
 from mlagents_envs.side_channel.stats_side_channel import StatsAggregationMethod, StatsSideChannel
 
+from template_runtime.config import MAX_WORKER_ID
+
 
 class UnityEnvOptionError(ValueError):
     """The config asks for something this Unity build does not offer (say which option)."""
@@ -522,7 +524,8 @@ def start_player(unity_file: str | os.PathLike, settings: EnvSettings) -> Runnin
     os.environ.setdefault("UNITY_SIM_PYTHON", sys.executable)
     log = logging.getLogger("trainer")
     first = settings.worker_id
-    for worker_id in range(first, first + WORKER_ID_ATTEMPTS):
+    last = min(first + WORKER_ID_ATTEMPTS, MAX_WORKER_ID + 1)  # ports stop at 65535
+    for worker_id in range(first, last):
         port = UnityEnvironment.BASE_ENVIRONMENT_PORT + worker_id
         channels = side_channels(dict(settings.env_parameters), settings.time_scale)
         try:
@@ -551,8 +554,8 @@ def start_player(unity_file: str | os.PathLike, settings: EnvSettings) -> Runnin
         stats = next(channel for channel in channels if isinstance(channel, StatsSideChannel))
         return RunningPlayer(env, getattr(env, "_process", None), worker_id, stats)
     raise UnityStartError(
-        f"worker_id {first} to {first + WORKER_ID_ATTEMPTS - 1} are all in use: stop other Unity players or "
-        "set worker_id higher"
+        f"worker_id {first} to {last - 1} are all in use: stop other Unity players or set worker_id "
+        "to another free range"
     )
 
 

@@ -721,6 +721,7 @@ def test_image_lock_installs_in_a_fresh_venv_and_the_entry_points_import(tmp_pat
     ]
     commands += [
         [python, "-m", "pip", "check"],
+        [python, str(DOCKER / "smoke_test.py")],  # as the image build runs it: no src/ on the path
         [python, str(DOCKER / "smoke_test.py"), "--src", str(ROOT / "src")],
     ]
     for command in commands:

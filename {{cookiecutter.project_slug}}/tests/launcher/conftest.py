@@ -168,6 +168,13 @@ class Offline:
             return []
         return [json.loads(line) for line in self.capture_file.read_text().splitlines() if line.strip()]
 
+    def tuning_requests(self) -> list[dict]:
+        """The CreateHyperParameterTuningJob requests botocore sent from the children, in order."""
+        file = self.capture_file.with_name(self.capture_file.name + ".tuning")
+        if not file.is_file():
+            return []
+        return [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+
     def attempts(self) -> list[str]:
         return self.guard_log.read_text().splitlines() if self.guard_log.is_file() else []
 

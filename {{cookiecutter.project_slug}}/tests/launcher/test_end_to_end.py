@@ -124,7 +124,7 @@ def test_notebook_uploads_the_build_before_submitting(run):
 
 
 def test_notebook_submits_the_job_it_names(run):
-    assert f"Training job:  {run.request['TrainingJobName']}" in run.printed(run.first, "job = launch.submit")
+    assert f"Training job:  {run.request['TrainingJobName']}" in run.printed(run.first, "job = None if tune")
 
 
 def test_notebook_sends_the_chosen_hyperparameters(run):
@@ -152,7 +152,7 @@ def test_container_side_reads_the_build_from_the_input_channel(run):
 
 
 def test_artefacts_are_where_the_notebook_said(run):
-    printed, job = run.printed(run.first, "job = launch.submit"), run.request["TrainingJobName"]
+    printed, job = run.printed(run.first, "job = None if tune"), run.request["TrainingJobName"]
     keys = set(run.project.keys(f"{job}/"))
     for key in (f"{job}/output/model.tar.gz", f"{job}/output/output.tar.gz"):
         assert key in keys and f"s3://{run.project.bucket}/{key}" in printed

@@ -93,6 +93,16 @@ def test_local_job_results_are_fetched_by_name_from_the_bucket(finished, aws_off
     assert [m["episode"] for m in found.metrics] == [1, 2]
 
 
+def test_local_job_copies_tensorboard_events_where_sagemaker_would(finished):
+    base = finished.job_name.rsplit("-", 1)[0]
+    keys = finished.project.keys(f"{base}/{finished.job_name}/tensorboard-output/")
+    assert any("events.out.tfevents" in key for key in keys), keys
+    assert (
+        f"TensorBoard:   s3://{finished.project.bucket}/{base}/{finished.job_name}/tensorboard-output/"
+        in (finished.stdout)
+    )
+
+
 def test_local_job_stays_on_this_machine(finished):
     assert finished.children.attempts() == []
 

@@ -70,7 +70,7 @@ def submission(moto_endpoint, role_arn, tmp_path_factory) -> Submission:
     assert len(requests) == 1, (
         f"expected one CreateTrainingJob sent (the dry run sends none), got {len(requests)}"
     )
-    return Submission(project, submitted.stdout, requests[0], json.loads(dry.stdout), children)
+    return Submission(project, submitted.stdout, requests[0], json.loads(dry.stdout)["request"], children)
 
 
 def neutral(request: dict) -> dict:
@@ -130,6 +130,10 @@ def expected(project: Project) -> dict:
             "LocalPath": "/opt/ml/checkpoints",
         },
         "Environment": {"PYTHONUNBUFFERED": "1"},
+        "TensorBoardOutputConfig": {
+            "S3OutputPath": f"s3://{project.bucket}/{BASE}",
+            "LocalPath": "/opt/ml/output/data/tensorboard",
+        },
     }
 
 
@@ -200,6 +204,8 @@ def test_printed_locations_match_the_request(submission):
     job, bucket = submission.job_name, submission.project.bucket
     for text in (
         f"Training job:  {job}",
+        f"TensorBoard:   s3://{bucket}/{BASE}/{job}/tensorboard-output/",
+        f"aws s3 sync s3://{bucket}/{BASE}/{job}/tensorboard-output/ runs/tensorboard/{job}",
         f"s3://{bucket}/{job}/output/model.tar.gz",
         f"s3://{bucket}/{job}/output/output.tar.gz",
         f"logStreamNameFilter$3D{job}",

@@ -120,7 +120,7 @@ def test_unknown_sm_hps_key_is_refused(job, monkeypatch):
         (["--use_visual", "maybe"], r"use_visual='maybe' is not true or false"),
         (["--episodes", "2.5"], r"episodes='2.5' is not a whole number"),
         (["--learning_rate", "fast"], r"learning_rate='fast' is not a number"),
-        (["--worker_id", "-1"], r"worker_id=-1 must be 0 or more"),
+        (["--worker_id", "-1"], r"command line: worker_id='-1' must be 0 or more"),
     ],
 )
 def test_bad_hyperparameter_value_names_key_and_value(job, argv, message):

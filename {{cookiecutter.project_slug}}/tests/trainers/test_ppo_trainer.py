@@ -6,9 +6,12 @@ else may import from it.
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import multiprocessing
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +22,7 @@ import pytest
 import tensorflow as tf
 from learning_helpers import (
     assert_unity_model_matches_saved_model,
+    finish,
     free_worker_id,
     local_config,
     mean_return,
@@ -29,6 +33,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from ppo_trainer import PPOTrainer
 from ppo_trainer import config as script_config
+from template_runtime import checkpoints as checkpoints_module
+from template_runtime.checkpoints import verify_checkpoint
 from trainer import ConfigError
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
@@ -51,7 +57,7 @@ def short_run(tmp_path: Path, zip_path: Path, **extra) -> PPOTrainer:
 
 @pytest.fixture(scope="module")
 def trained(sim_build_zip, tmp_path_factory) -> tuple[PPOTrainer, dict]:
-    """The default setup (continuous actions, 16 agents) trained for 61,440 steps (about 15 s)."""
+    """The default setup (continuous actions, 12 agents) trained for 61,440 steps."""
     tmp_path = tmp_path_factory.mktemp("ppo_trained")
     trainer = PPOTrainer(
         local_config(script_config, tmp_path, sim_build_zip, total_timesteps=60_000, seed=1), argv=[]
@@ -93,7 +99,7 @@ def test_continuous_unity_model_equals_the_saved_model_with_the_normaliser_insid
 def test_a_run_leaves_metrics_tensorboard_curve_and_final_checkpoint(trained):
     trainer, summary = trained
     records = [json.loads(line) for line in (trainer.output_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == list(range(4096, 61_441, 4096))
+    assert [r["step"] for r in records] == list(range(3072, 61_441, 3072))  # 12 agents x 256 n_steps
     assert {"episode_reward_mean", "fps", "approx_kl", "explained_variance"} <= set(records[-1])
     assert list((trainer.output_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert (trainer.output_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
@@ -130,7 +136,12 @@ def test_camera_observations_train_through_the_cnn_and_export(sim_build_zip, tmp
 def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_zip, tmp_path):
     worker_id = free_worker_id(2)
     trainer = short_run(
-        tmp_path, sim_build_zip, num_envs=2, multiagent=False, additional_args=[], worker_id=worker_id
+        tmp_path,
+        sim_build_zip,
+        num_envs=2,
+        multiagent=False,
+        additional_args=["--agents", "1"],
+        worker_id=worker_id,
     )
     logs = sorted(p.name for p in (trainer.output_dir / "unity_logs").iterdir())
     assert logs == [f"Player-{worker_id}.log", f"Player-{worker_id + 1}.log"]
@@ -141,13 +152,12 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("gamma", 1.5), ("n_steps", 0), ("hidden_sizes", ["wide"])],
-    ids=["gamma", "n_steps", "hidden"],
+    [("gamma", 1.5), ("n_steps", 0), ("hidden_sizes", ["wide"]), ("hidden_sizes", [64.7])],
+    ids=["gamma", "n_steps", "hidden", "hidden_fraction"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = PPOTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
-    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
-        trainer.run()
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):  # when made, or in run()
+        PPOTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[]).run()
     assert not (tmp_path / "build").exists()
 
 
@@ -180,12 +190,12 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
         if job.poll() is None:
             job.kill()
             job.wait()
-    assert seen == [4096, 8192] and job.returncode == 0
+    assert seen == [3072, 6144] and job.returncode == 0
     (saved,) = sorted(checkpoints.glob("checkpoint-*"))
     stopped_at = int(saved.name.split("-")[1])
     assert stopped_at == max(seen + metric_steps(remaining.splitlines()))
 
-    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 8192)
+    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 6144)
     try:
         output = resumed.communicate(timeout=180)[0]
     finally:
@@ -193,10 +203,10 @@ def test_sigterm_saves_a_checkpoint_and_the_restarted_job_continues_from_it(sim_
             resumed.kill()
             resumed.wait()
     assert resumed.returncode == 0
-    assert metric_steps(output.splitlines()) == [stopped_at + 4096, stopped_at + 8192]
+    assert metric_steps(output.splitlines()) == [stopped_at + 3072, stopped_at + 6144]
     assert f"at step {stopped_at}" in output  # "resuming from <checkpoint> at step <n>"
     summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
-    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 8192
+    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == stopped_at + 6144
     assert (tmp_path / "opt_ml/model/1/saved_model.pb").is_file()
 
 
@@ -254,3 +264,104 @@ def test_a_named_run_stopped_by_sigterm_resumes_in_place_with_one_continuous_rec
     board_steps = [scalar.step for scalar in events.Scalars("episode_reward_mean")]
     assert board_steps == steps
     assert (run / "output/learning_curve.png").is_file() and (run / "model/1/saved_model.pb").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# A damaged newest checkpoint is no crash loop: the restarted job resumes from the one before
+
+
+def stop_after(job, updates: int) -> list[int]:
+    """Read the job's metric lines, SIGTERM it after ``updates`` of them; every step it logged."""
+    seen = []
+    for line in job.stdout:
+        seen += metric_steps([line.strip()])
+        if len(seen) == updates:
+            job.send_signal(signal.SIGTERM)
+            break
+    return seen + metric_steps(finish(job, 120).splitlines())
+
+
+@pytest.fixture(scope="module")
+def stopped_job_checkpoints(sim_build_zip, tmp_path_factory) -> Path:
+    """Two checkpoints as a spot-interrupted job leaves them: a run of 3072 steps, then a resumed run
+    stopped by SIGTERM after its first update (3072 more steps)."""
+    tmp_path = tmp_path_factory.mktemp("ppo_stopped")
+    checkpoints = tmp_path / "checkpoints"
+    first = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=3072)
+    assert metric_steps(finish(first, 180).splitlines()) == [3072] and first.returncode == 0
+    second = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=10_000_000)
+    steps = stop_after(second, 1)
+    assert steps == [6144] and second.returncode == 0
+    assert sorted(p.name for p in checkpoints.iterdir()) == [
+        "checkpoint-000000003072",
+        "checkpoint-000000006144",
+    ]
+    return checkpoints
+
+
+def _edit_recent_returns(folder: Path) -> None:
+    """Still valid JSON of the right step: only the manifest can tell it changed."""
+    state = json.loads((folder / "state.json").read_text())
+    state["recent_returns"] = [1000.0]
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+NEWEST_DAMAGE = {
+    "truncated npz": lambda c: (c / "arrays.npz").write_bytes((c / "arrays.npz").read_bytes()[:1000]),
+    "bad state.json": lambda c: (c / "state.json").write_text('{"step": 6144, "rng": '),
+    "empty file": lambda c: (c / "arrays.npz").write_bytes(b""),
+    "missing manifest": lambda c: (c / "manifest.json").unlink(),
+    "manifest mismatch": _edit_recent_returns,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", list(NEWEST_DAMAGE))
+def test_restart_after_sigterm_skips_a_damaged_newest_checkpoint(
+    stopped_job_checkpoints, sim_build_zip, tmp_path, damage
+):
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copytree(stopped_job_checkpoints, checkpoints)
+    newest = checkpoints / "checkpoint-000000006144"
+    NEWEST_DAMAGE[damage](newest)
+    (checkpoints / ".partial-checkpoint-000000009216-77").mkdir()  # as a kill during a write leaves it
+
+    resumed = start_job("ppo_trainer.py", tmp_path, sim_build_zip, checkpoints, total=3072 + 6144)
+    if damage == "truncated npz":  # stopped again after one update: its checkpoint replaces the damaged one
+        steps, output = stop_after(resumed, 1), ""
+    else:
+        output = finish(resumed, 180)
+        steps = metric_steps(output.splitlines())
+    assert resumed.returncode == 0, output
+    assert steps[:1] == [6144]  # resumed from 3072, not from the damaged 6144 and not from 0
+    if output:
+        assert steps == [6144, 9216]
+        assert f"skipping checkpoint {newest}: " in output
+        assert "resuming from the older checkpoint checkpoint-000000003072" in output
+        assert "at step 3072" in output
+        summary = json.loads((tmp_path / "opt_ml/output/data/summary.json").read_text())
+        assert summary["resumed_from"] == 3072 and summary["total_steps"] == 9216
+    else:
+        verify_checkpoint(newest)  # rewritten whole by the resumed run
+    assert not list(checkpoints.glob(".partial-checkpoint-*"))
+
+
+def test_a_checkpoint_that_cannot_be_written_is_a_warning_and_training_goes_on(
+    sim_build_zip, tmp_path, monkeypatch, caplog
+):
+    real_savez, calls = checkpoints_module.np.savez, []
+
+    def savez_then_disk_full(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_savez(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints_module.np, "savez", savez_then_disk_full)
+    with caplog.at_level(logging.WARNING):
+        trainer = short_run(tmp_path, sim_build_zip, checkpoint_frequency=128)
+    assert len(calls) == 3  # at 128 (written), at 256 and at the end (both refused: disk full)
+    assert "could not write checkpoint" in caplog.text and "ENOSPC" in caplog.text
+    assert "the latest checkpoint is still checkpoint-000000000128" in caplog.text
+    assert sorted(p.name for p in trainer.checkpoint_dir.iterdir()) == ["checkpoint-000000000128"]
+    assert (trainer.model_dir / "1" / "saved_model.pb").is_file()

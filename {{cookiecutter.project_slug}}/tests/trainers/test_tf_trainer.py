@@ -50,7 +50,7 @@ def short_run(tmp_path: Path, zip_path: Path, **extra) -> DQNTrainer:
 
 @pytest.fixture(scope="module")
 def trained(sim_build_zip, tmp_path_factory) -> tuple[DQNTrainer, dict]:
-    """The default setup (9 discrete actions, 16 agents) trained for 60,000 steps (about 15 s)."""
+    """The default setup (9 discrete actions, 12 agents) trained for 60,000 steps."""
     tmp_path = tmp_path_factory.mktemp("dqn_trained")
     trainer = DQNTrainer(
         local_config(script_config, tmp_path, sim_build_zip, total_timesteps=60_000), argv=[]
@@ -138,9 +138,8 @@ def test_two_unity_instances_run_side_by_side_on_their_own_worker_ids(sim_build_
     ids=["tau", "buffer", "hidden"],
 )
 def test_bad_hyperparameters_are_refused_before_unity_starts(sim_build_zip, tmp_path, key, value):
-    trainer = DQNTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[])
-    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):
-        trainer.run()
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r}")):  # when made, or in run()
+        DQNTrainer(local_config(script_config, tmp_path, sim_build_zip, **{key: value}), argv=[]).run()
     assert not (tmp_path / "build").exists()
 
 
@@ -167,7 +166,7 @@ def test_sigterm_saves_a_checkpoint_with_the_replay_buffer_and_the_restarted_job
     assert job.returncode == 0
     (saved,) = sorted(checkpoints.glob("checkpoint-*"))
     stopped_at = int(saved.name.split("-")[1])
-    assert stopped_at >= 3000 and stopped_at % 16 == 0  # 16 agents per step
+    assert stopped_at >= 3000 and stopped_at % 12 == 0  # 12 agents per step
 
     resumed = start_job("tf_trainer.py", tmp_path, sim_build_zip, checkpoints, total=stopped_at + 2000)
     output = finish(resumed, timeout=180)

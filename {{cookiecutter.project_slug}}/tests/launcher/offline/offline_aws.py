@@ -1,14 +1,15 @@
-"""Keep a test process on this machine, and fill the one gap of moto the launcher runs into.
+"""Keep a test process on this machine, and record the CreateTrainingJob requests it sends.
 
 ``install(guard_log, capture_file)`` makes this process (and, through sitecustomize.py, every
 Python child of a test) refuse to resolve or connect to anything but loopback; each attempt is
 appended to ``guard_log``, which the tests then require to be empty. So an SDK that phones home
 (telemetry included) fails the test even if the attempt itself is swallowed by the SDK.
 
-It also wraps botocore's API call: every CreateTrainingJob that botocore really sent (not the
-ones the launcher holds back) is appended to ``capture_file`` as one JSON line, and IAM
-SimulatePrincipalPolicy, which moto does not implement (it answers 500 and botocore retries for
-seconds), is answered "allowed" -- SDK v3 asks it to check the role before every upload.
+With a ``capture_file``, every CreateTrainingJob that botocore really sent (not the ones the
+launcher holds back) is also appended to it as one JSON line (and every
+CreateHyperParameterTuningJob to ``capture_file + ".tuning"``). Nothing is answered here: every
+call goes to the plain moto server, so what moto lacks (IAM SimulatePrincipalPolicy) the launcher
+has to cope with, as it must against any S3-compatible endpoint.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# Requests recorded as sent, each operation to capture_file + its suffix.
+CAPTURED = {"CreateTrainingJob": "", "CreateHyperParameterTuningJob": ".tuning"}
 _LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "", None}
 
 
@@ -99,23 +102,17 @@ def guarded(guard_log: str) -> Iterator[None]:
 
 
 def patch_botocore(capture_file: str | None):
-    """Wrap BaseClient._make_api_call (see the module docstring); returns the function that undoes it."""
+    """Wrap BaseClient._make_api_call to record CreateTrainingJob; returns the function that undoes it."""
     from botocore.client import BaseClient
 
     real = BaseClient._make_api_call
 
     def make_api_call(self, operation_name, api_params):
-        if operation_name == "SimulatePrincipalPolicy":
-            results = [
-                {"EvalActionName": action, "EvalResourceName": "*", "EvalDecision": "allowed"}
-                for action in api_params.get("ActionNames", [])
-            ]
-            return {"EvaluationResults": results, "IsTruncated": False}
-        if operation_name != "CreateTrainingJob" or not capture_file:
+        if operation_name not in CAPTURED or not capture_file:
             return real(self, operation_name, api_params)
         sent = copy.deepcopy(api_params)
         answer = real(self, operation_name, api_params)  # a held-back request raises here: not recorded
-        with open(capture_file, "a", encoding="utf-8") as out:
+        with open(capture_file + CAPTURED[operation_name], "a", encoding="utf-8") as out:
             out.write(json.dumps(sent, default=str) + "\n")
         return answer
 
