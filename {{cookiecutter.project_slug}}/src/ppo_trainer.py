@@ -398,8 +398,9 @@ class PPOTrainer(Trainer):
                     stopped = True
                     break  # the partial rollout is dropped: the checkpoint below is at the last update
                 collected = t + 1  # n_steps, unless DD-PPO's preemption ended this worker's rollout early
-                new_steps = workers.total(n * collected)  # distributed: every worker's steps
+                new_steps = workers.count_steps(n * collected)  # distributed: every worker's steps
                 global_step += new_steps
+                bar.update(new_steps - n * collected)  # distributed: the other workers' steps
 
                 # Generalised advantage estimation; the value after the last step bootstraps the rest.
                 advantages, gae, next_value = np.zeros_like(reward_buf), 0.0, policy.value(normalize(obs))

@@ -175,9 +175,9 @@ class Trainer(ABC):
                 f"({self.cluster.source}): set instance_count=1 (ppo_trainer.py trains on several)"
             )
         # Each worker its own random stream; the chief's is the one-instance run's.
-        self.rng = np.random.default_rng(
-            self.seed if self.cluster.is_chief else [self.seed, self.cluster.rank]
-        )
+        rank = self.cluster.rank
+        self.rng_seed: int | list[int] = self.seed if self.cluster.is_chief else [self.seed, rank]
+        self.rng = np.random.default_rng(self.rng_seed)
         self.worker_id: int = self.config["worker_id"]
         self.run_name = self.name or _script_name(type(self))
         self._started = datetime.now()
@@ -278,6 +278,15 @@ class Trainer(ABC):
         checkpoints and model only ``if workers.is_chief``. Closed at the end of run()."""
         if self._workers is None:
             self._workers = Workers(self.cluster, preemption_threshold, min_rollout_fraction)
+            if self.cluster.distributed:
+                first = self.env_settings().seed
+                logger.info(
+                    "%s: random stream seeded %s, Unity instances seeded %d..%d",
+                    self.cluster.describe(),
+                    self.rng_seed,
+                    first,
+                    first + self.config["num_envs"] - 1,
+                )
         return self._workers
 
     def get_unity_env(self, unity_file: str | os.PathLike) -> UnityEnvironment:

@@ -287,6 +287,9 @@ class Workers:
 
         spec = self.cluster.cluster_spec()
         task_type, index = self.cluster.task()
+        # TensorFlow logs a line per collective it builds ("Collective all_reduce tensors: ..."):
+        # the run's log keeps ours and the trainer's.
+        logging.getLogger("tensorflow").setLevel(logging.WARNING)
         self._context = context.context()
         _configure_coordination(self._context, self.cluster)
         resolver = tf.distribute.cluster_resolver.SimpleClusterResolver(
@@ -307,7 +310,11 @@ class Workers:
             )
 
         self._replica_sum = replica_sum
-        self._sum64 = tf.function(lambda value: strategy.run(replica_sum, args=(value,)))
+        # One trace for every NumPy collective: they all send a flat float64 vector.
+        self._sum64 = tf.function(
+            lambda value: strategy.run(replica_sum, args=(value,)),
+            input_signature=[tf.TensorSpec([None], tf.float64)],
+        )
         self._tf = tf
         self._sum_numpy(np.zeros(1))  # every worker is up: the first collective
         logger.info("all %d workers connected", self.size)
@@ -332,6 +339,14 @@ class Workers:
         """``value`` summed over the workers (an int stays an int)."""
         result = float(self._sum_numpy(np.array([value]))[0])
         return int(round(result)) if isinstance(value, int | np.integer) else result
+
+    def count_steps(self, mine: int) -> int:
+        """The agent steps every worker collected in this rollout (``mine`` here); logged per worker in
+        a cluster, so the logs show the run's step count is the sum of the workers' steps."""
+        steps = self.total(int(mine))
+        if self.distributed:
+            logger.info("rollout: %d agent steps here, %d on all %d workers", mine, steps, self.size)
+        return steps
 
     def any(self, flag: bool) -> bool:
         """True on every worker if it is True on any: e.g. a stop signal, so all stop at one update."""
