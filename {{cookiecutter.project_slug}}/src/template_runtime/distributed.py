@@ -43,6 +43,7 @@ import logging
 import math
 import os
 import re
+import signal
 import threading
 import zlib
 from collections.abc import Mapping, Sequence
@@ -317,6 +318,7 @@ class Workers:
         )
         self._tf = tf
         self._sum_numpy(np.zeros(1))  # every worker is up: the first collective
+        _take_sigterm_back()
         logger.info("all %d workers connected", self.size)
 
     # ---- in the graph ------------------------------------------------------------------------
@@ -514,6 +516,18 @@ def _configure_coordination(context, cluster: Cluster) -> None:
             coordination_config_pb2.CoordinatedJob(name=job, num_tasks=count) for job, count in cluster.jobs
         ],
     )
+
+
+def _take_sigterm_back() -> None:
+    """Give SIGTERM back to Python's handler (the Trainer's: checkpoint, then stop at an update).
+
+    TensorFlow's coordination service installs a C++ SIGTERM handler of its own when the cluster
+    starts (its preemption notifier, preemption_notifier.cc: "SIGTERM caught at ..."), which would
+    swallow SageMaker's stop signal. Setting Python's handler again re-installs it at the C level.
+    """
+    if threading.current_thread() is threading.main_thread():
+        handler = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, handler if handler is not None else signal.SIG_DFL)
 
 
 def _rollout_key(rollout: int, rank: int) -> str:

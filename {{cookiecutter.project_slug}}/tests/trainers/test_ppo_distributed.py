@@ -165,3 +165,62 @@ def test_two_workers_train_one_run_with_equal_weights_and_one_writer(sim_build_z
     for worker, seed in ((chief, 0), (other, 1)):
         (player_log,) = (worker.run_dir() / "output" / "unity_logs").glob("*/Player-*.log")
         assert f"seed {seed} from the handshake" in player_log.read_text()
+
+
+def wait_for(condition, workers: list[Worker], timeout: float = RUN_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline or any(w.process.poll() is not None for w in workers):
+            pytest.fail(f"gave up waiting after {timeout} s (or a worker exited):\n{tails(workers)}")
+        time.sleep(0.2)
+
+
+def test_sigterm_to_the_cluster_then_a_restart_resumes_every_worker_from_the_chiefs_checkpoint(
+    sim_build_zip, tmp_path
+):
+    with cluster(tmp_path, sim_build_zip, 2, 10_000_000) as workers:
+        wait_for(lambda: all(len(w.crcs()) >= 2 for w in workers), workers)
+        for worker in workers:  # what SageMaker does to every instance on a stop or a spot interruption
+            worker.process.send_signal(signal.SIGTERM)
+        wait_all(workers, 120)
+    chief, other = workers
+    (saved,) = chief.checkpoints.iterdir()
+    stopped_at = int(saved.name.split("-")[1])
+    assert stopped_at == chief.crcs()[-1][0] == other.crcs()[-1][0]  # both stopped after the same update
+    assert not other.checkpoints.exists() or not list(other.checkpoints.iterdir())
+
+    budget = stopped_at + 2 * 2 * PER_WORKER  # two more updates
+    with cluster(tmp_path, sim_build_zip, 2, budget) as workers:
+        wait_all(workers)
+    chief, other = workers
+    assert f"resuming from {saved} at step {stopped_at}" in chief.log
+    assert f"resuming at step {stopped_at} from the chief's checkpoint ({saved})" in other.log
+    expected = [stopped_at + 2 * PER_WORKER, budget]
+    assert [step for step, _ in chief.crcs()] == expected and chief.crcs() == other.crcs()
+    summary = json.loads((chief.run_dir() / "output" / "summary.json").read_text())
+    assert summary["resumed_from"] == stopped_at and summary["total_steps"] == budget
+    assert sorted(p.name for p in chief.checkpoints.iterdir()) == [saved.name, f"checkpoint-{budget:012d}"]
+    assert metric_steps(chief) == expected
+
+
+def test_preemption_threshold_stops_the_straggler_early_and_the_steps_still_add_up(sim_build_zip, tmp_path):
+    """DD-PPO's preemption: worker 1's build runs at time_scale 5 (a decision: at least 20 ms of wall
+    time), the chief's as fast as it can go; with threshold 0.5 the chief finishing its rollout stops
+    the straggler's, after at least min_rollout_fraction (0.25) of n_steps."""
+    updates = 3
+    slow = {1: ["--time_scale", "5"]}
+    with cluster(
+        tmp_path, sim_build_zip, 2, updates * 2 * PER_WORKER - 1, "--preemption_threshold", "0.5",
+        "--time_scale", "100", per_worker=slow,
+    ) as workers:  # fmt: skip
+        wait_all(workers)
+    chief, other = workers
+    chief_rollouts, other_rollouts = chief.rollouts(), other.rollouts()
+    assert len(chief_rollouts) == len(other_rollouts) >= updates
+    steps = 0
+    for (mine, total), (theirs, same_total) in zip(chief_rollouts, other_rollouts, strict=True):
+        assert total == same_total == mine + theirs
+        assert mine == PER_WORKER and AGENTS * N_STEPS // 4 <= theirs < PER_WORKER  # cut short
+        steps += total
+    assert metric_steps(chief)[-1] == steps and [s for s, _ in chief.crcs()] == metric_steps(chief)
+    assert chief.crcs() == other.crcs()
