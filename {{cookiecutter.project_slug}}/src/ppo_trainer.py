@@ -421,7 +421,7 @@ class PPOTrainer(Trainer):
                 for _ in range(c["n_epochs"]):
                     order = np.zeros((count, c["batch_size"]), np.int64)
                     shuffled = self.rng.permutation(n * collected)[: usable * c["batch_size"]]
-                    order[:usable] = shuffled.reshape(usable, -1)
+                    order[:usable] = shuffled.reshape(usable, c["batch_size"])
                     stats = learner.train_epoch(*rollout, tf.constant(order), weights, learning_rate).numpy()
                     if c["target_kl"] and stats[3] > c["target_kl"]:  # stats: over all workers, so all stop
                         break

@@ -204,14 +204,14 @@ def test_sigterm_to_the_cluster_then_a_restart_resumes_every_worker_from_the_chi
 
 
 def test_preemption_threshold_stops_the_straggler_early_and_the_steps_still_add_up(sim_build_zip, tmp_path):
-    """DD-PPO's preemption: worker 1's build runs at time_scale 5 (a decision: at least 20 ms of wall
-    time), the chief's as fast as it can go; with threshold 0.5 the chief finishing its rollout stops
-    the straggler's, after at least min_rollout_fraction (0.25) of n_steps."""
+    """DD-PPO's preemption: worker 1's build takes 30 ms more per decision (a slow machine); with
+    threshold 0.5 the chief finishing its rollout stops the straggler's, after at least
+    min_rollout_fraction (0.25) of n_steps."""
     updates = 3
-    slow = {1: ["--time_scale", "5"]}
+    slow = {1: ["--additional_args", "--decision-delay 0.03"]}
     with cluster(
         tmp_path, sim_build_zip, 2, updates * 2 * PER_WORKER - 1, "--preemption_threshold", "0.5",
-        "--time_scale", "100", per_worker=slow,
+        per_worker=slow,
     ) as workers:  # fmt: skip
         wait_all(workers)
     chief, other = workers
