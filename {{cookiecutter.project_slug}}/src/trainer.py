@@ -172,7 +172,8 @@ class Trainer(ABC):
         if self.cluster.distributed and not self.distributed:
             raise ConfigError(
                 f"{type(self).__name__} trains on one instance, but this run has {self.cluster.size} workers "
-                f"({self.cluster.source}): set instance_count=1 (ppo_trainer.py trains on several)"
+                f"({self.cluster.source}): set instance_count=1 (a trainer class that declares "
+                "distributed = True, as the PPO example does, trains on several)"
             )
         # Each worker its own random stream; the chief's is the one-instance run's.
         rank = self.cluster.rank
