@@ -19,6 +19,7 @@ ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
     "ppo": (
         "src/ppo_trainer.py",
         "tests/trainers/test_ppo_trainer.py",
+        "tests/trainers/test_ppo_distributed.py",  # DD-PPO on several workers
         "benchmarks/bench_trainers.py",  # PPO against Stable-Baselines3
     ),
     "tf": ("src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"),

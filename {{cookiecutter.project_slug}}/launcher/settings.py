@@ -108,6 +108,13 @@ class Settings:
                 f"Image:            {self.image_uri}",
                 f"Instance:         {self.instance_count} x {self.instance_type} ({spot}), "
                 f"max run {self.max_run_seconds} s",
+            ]
+            + (
+                [f"Cluster:          one run on {self.instance_count} instances (DD-PPO; algo-1 writes)"]
+                if self.instance_count > 1
+                else []
+            )
+            + [
                 f"Unity build:      s3://{self.build_bucket}/{self.build_key} ({how_build})",
                 f"Results:          s3://{self.bucket}/{self.base_job_name}-<YYYYmmddHHMMSS>/",
                 f"Role:             {role}",

@@ -5,9 +5,10 @@ dict literal (its keys are the script's hyperparameters; the runtime adds traine
 ``DEFAULT_CONFIG`` under them), a class that subclasses ``Trainer`` or ``LocalTrainer`` (directly or
 through another class of the file), optionally declaring the metrics it reports in a class
 attribute ``metrics = ("name", ...)`` and whether it trains on several instances in
-``distributed = True`` (see template_runtime/distributed.py), and a main guard. The launcher reads scripts this way because
-its environment has no TensorFlow or mlagents; the trainer's command line reads them this way to
-answer ``--help`` and typos before TensorFlow is imported. Standard library only.
+``distributed = True`` (template_runtime/distributed.py), and a main guard. The launcher reads
+scripts this way because its environment has no TensorFlow or mlagents; the trainer's command line
+reads them this way to answer ``--help`` and typos before TensorFlow is imported. Standard library
+only.
 """
 
 from __future__ import annotations

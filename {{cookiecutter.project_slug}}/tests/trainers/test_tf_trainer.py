@@ -187,7 +187,8 @@ def test_dqn_refuses_several_instances_naming_instance_count(sim_build_zip, tmp_
     monkeypatch.setenv("SM_HOSTS", json.dumps(["algo-1", "algo-2"]))
     monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
     monkeypatch.setenv("SM_HPS", "{}")
-    expected = r"DQNTrainer trains on one instance, but this run has 2 workers \(SM_HOSTS\): set instance_count=1"
+    expected = r"DQNTrainer trains on one instance, but this run has 2 workers \(SM_HOSTS\): "
+    expected += "set instance_count=1"
     with pytest.raises(ConfigError, match=expected):
         DQNTrainer(local_config(script_config, tmp_path, sim_build_zip), argv=[])
     assert not (tmp_path / "build").exists()
