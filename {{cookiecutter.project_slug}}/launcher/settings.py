@@ -42,7 +42,7 @@ class JobSettings:
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
     hyperparameters: dict = field(default_factory=dict)  # entry point config keys: {"total_timesteps": 5000}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
-    instance_count: int = 1  # machines; > 1: one run on all of them (ppo_trainer.py: DD-PPO), README
+    instance_count: int = 1  # machines; > 1: one run on all, for a trainer that trains on several (README)
     volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
     max_run_seconds: int = 24 * 3600  # the job is stopped after this long
     use_spot: bool = False  # managed spot training: cheaper, may be interrupted (checkpoints resume it)
@@ -110,7 +110,7 @@ class Settings:
                 f"max run {self.max_run_seconds} s",
             ]
             + (
-                [f"Cluster:          one run on {self.instance_count} instances (DD-PPO; algo-1 writes)"]
+                [f"Cluster:          one run on {self.instance_count} instances (algo-1 writes the results)"]
                 if self.instance_count > 1
                 else []
             )

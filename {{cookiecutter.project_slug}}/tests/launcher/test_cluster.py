@@ -52,7 +52,7 @@ def test_ppo_on_two_instances_is_described_as_one_run(project):
         project_file=str(project.file), role=ROLE, entry_point="ppo_trainer.py", instance_count="2"
     )
     assert chosen.instance_count == 2
-    assert "Cluster:          one run on 2 instances (DD-PPO; algo-1 writes)" in chosen.describe()
+    assert "Cluster:          one run on 2 instances (algo-1 writes the results)" in chosen.describe()
 
 
 @needs_ppo
