@@ -156,10 +156,8 @@ def allreduce(count: int, workdir: Path, n_steps: int) -> dict:
     """Median over the workers of the all-reduce timings, and what an update with the defaults costs."""
     folder = workdir / f"allreduce-{count}"
     folder.mkdir()
-    commands = [
-        ([sys.executable, str(Path(__file__).resolve()), "--allreduce-worker"], {**os.environ, "TF_CONFIG": c})
-        for c in tf_configs(count)
-    ]
+    command = [sys.executable, str(Path(__file__).resolve()), "--allreduce-worker"]
+    commands = [(command, {**os.environ, "TF_CONFIG": config}) for config in tf_configs(count)]
     with processes(commands, folder) as started:
         wait_ok(started, folder, timeout=600)
     results = []
