@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from learning_helpers import free_worker_id
+from learning_helpers import free_worker_id, mean_return, serve
 
 pytestmark = pytest.mark.usefixtures("no_internet", "sim_python")
 
@@ -73,7 +73,13 @@ def free_ports(count: int) -> list[int]:
 
 @contextlib.contextmanager
 def cluster(
-    tmp_path: Path, zip_path: Path, count: int, total: int, *argv: str, per_worker: dict | None = None
+    tmp_path: Path,
+    zip_path: Path,
+    count: int,
+    total: int,
+    *argv: str,
+    per_worker: dict | None = None,
+    n_steps: int = N_STEPS,
 ) -> Iterator[list[Worker]]:
     """``count`` PPO workers of one run; every one still running at the end is killed (by PID)."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(count)]
@@ -90,7 +96,7 @@ def cluster(
             settings = ["--zip_env_name", str(zip_path), "--build_folder", str(folder / "build")]
             settings += ["--runs_dir", str(runs), "--project_file", ""]
             settings += ["--checkpoint_dir", str(folder / "checkpoints")]
-            settings += ["--worker_id", str(first_id + rank), "--n_steps", str(N_STEPS)]
+            settings += ["--worker_id", str(first_id + rank), "--n_steps", str(n_steps)]
             settings += ["--total_timesteps", str(total), "--checkpoint_frequency", "100000000"]
             log_path = folder / f"log-{time.monotonic_ns()}.txt"
             with log_path.open("w") as log:
@@ -132,20 +138,22 @@ def metric_steps(worker: Worker) -> list[int]:
     return [json.loads(line)["step"] for line in records]
 
 
-def test_two_workers_train_one_run_with_equal_weights_and_one_writer(sim_build_zip, tmp_path):
+@pytest.mark.parametrize("count", [2, pytest.param(3, marks=pytest.mark.slow)])
+def test_workers_train_one_run_with_equal_weights_and_one_writer(sim_build_zip, tmp_path, count):
     updates = 3
-    with cluster(tmp_path, sim_build_zip, 2, updates * 2 * PER_WORKER) as workers:
+    with cluster(tmp_path, sim_build_zip, count, updates * count * PER_WORKER) as workers:
         wait_all(workers)
-    chief, other = workers
-    expected = [2 * PER_WORKER * (u + 1) for u in range(updates)]
+    chief, others = workers[0], workers[1:]
+    expected = [count * PER_WORKER * (u + 1) for u in range(updates)]
 
-    # The weights are equal on both workers after every update: each checked the CRC of the other's.
+    # The weights are equal on every worker after every update: each checked the CRC of the others'.
     assert [step for step, _ in chief.crcs()] == expected
-    assert chief.crcs() == other.crcs()
+    assert all(other.crcs() == chief.crcs() for other in others)
     assert len({crc for _, crc in chief.crcs()}) == updates  # and they changed every update
 
     # The run's step count is the sum of the workers' steps.
-    assert chief.rollouts() == other.rollouts() == [(PER_WORKER, 2 * PER_WORKER)] * updates
+    for worker in workers:
+        assert worker.rollouts() == [(PER_WORKER, count * PER_WORKER)] * updates
     assert metric_steps(chief) == expected
     summary = json.loads((chief.run_dir() / "output" / "summary.json").read_text())
     assert summary["total_steps"] == expected[-1]
@@ -154,17 +162,33 @@ def test_two_workers_train_one_run_with_equal_weights_and_one_writer(sim_build_z
     assert [p.name for p in chief.checkpoints.iterdir()] == [f"checkpoint-{expected[-1]:012d}"]
     assert (chief.run_dir() / "model" / "1" / "saved_model.pb").is_file()
     assert (chief.run_dir() / "model" / "3DBall.onnx").is_file()
-    assert not other.checkpoints.exists() or not list(other.checkpoints.iterdir())
-    assert not (other.run_dir() / "model").exists()
-    written = {p.name for p in (other.run_dir() / "output").iterdir()}
-    assert written == {"unity_logs"}, written  # no metrics.jsonl, TensorBoard, curve or summary
+    for other in others:
+        assert not other.checkpoints.exists() or not list(other.checkpoints.iterdir())
+        assert not (other.run_dir() / "model").exists()
+        written = {p.name for p in (other.run_dir() / "output").iterdir()}
+        assert written == {"unity_logs"}, written  # no metrics.jsonl, TensorBoard, curve or summary
 
     # Seeds differ per worker: the trainer's random stream and the players' seeds.
     assert "random stream seeded 0, Unity instances seeded 0..0" in chief.log
-    assert "random stream seeded [0, 1], Unity instances seeded 1..1" in other.log
-    for worker, seed in ((chief, 0), (other, 1)):
+    for other in others:
+        seeds = f"random stream seeded [0, {other.rank}], Unity instances seeded {other.rank}..{other.rank}"
+        assert seeds in other.log
+    for worker in workers:
         (player_log,) = (worker.run_dir() / "output" / "unity_logs").glob("*/Player-*.log")
-        assert f"seed {seed} from the handshake" in player_log.read_text()
+        assert f"seed {worker.rank} from the handshake" in player_log.read_text()
+
+
+@pytest.mark.slow
+def test_two_workers_learn_to_balance_at_a_fixed_seed(sim_build_zip, sim_executable, tmp_path):
+    """60k steps over two workers (the single-instance test's budget, its default settings)."""
+    with cluster(tmp_path, sim_build_zip, 2, 60_000, "--seed", "1", n_steps=256) as workers:
+        wait_all(workers, 600)
+    chief = workers[0]
+    random_return = mean_return(sim_executable, None, 20, [])
+    learned_return = mean_return(sim_executable, serve(chief.run_dir() / "model"), 10, [])
+    print(f"random {random_return:.2f}, DD-PPO (2 workers) after 61,440 steps {learned_return:.2f}")
+    assert metric_steps(chief)[-1] == 61_440
+    assert learned_return > max(10.0, 5 * random_return)
 
 
 def wait_for(condition, workers: list[Worker], timeout: float = RUN_SECONDS) -> None:
