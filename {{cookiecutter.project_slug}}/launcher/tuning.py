@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from launcher import aws, capture, tuning_ranges
+from launcher import aws, capture, role_check, tuning_ranges
 from launcher.errors import LaunchError
 from launcher.job import TrainingJobSpec, build_job_spec
 from launcher.runtime import project_file, rules
@@ -480,14 +480,21 @@ def _prepared_request(tuning: Tuning, *, send: bool) -> tuple[dict, str]:
     tuner, session = _tuner(settings), aws.session(settings.region)
     api._preflight(settings, session)  # credentials, bucket, build: before anything is uploaded
     spec = build_tuning_spec(tuning, api.describe_job(settings).role_arn)
+    # The role is checked once, as for a training job (launcher/role_check.py): the SDK's own check,
+    # which dies where IAM cannot answer, is off inside.
+    role = spec.training.role_arn
     if send:
-        with recorded(session) as requests:
+        with role_check.checked_role(session, settings, role), recorded(session) as requests:
             tuner.start_tuning(spec, session)
         if not requests:
             raise RuntimeError(f"SageMaker SDK {tuner.GENERATION} sent no CreateHyperParameterTuningJob")
         return requests[-1], tuner.GENERATION
     try:
-        with capture.hold_back(session, offline=False, bucket=spec.training.bucket), held_back(session):
+        with (
+            role_check.checked_role(session, settings, role),
+            capture.hold_back(session, offline=False, bucket=spec.training.bucket),
+            held_back(session),
+        ):
             tuner.start_tuning(spec, session)
     except capture.RequestHeldBack as held:
         return held.request, tuner.GENERATION

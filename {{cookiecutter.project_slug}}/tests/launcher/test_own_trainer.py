@@ -36,6 +36,7 @@ REINFORCE = textwrap.dedent(
         "episodes": 30,  # episodes to learn from
         "learning_rate": 0.01,  # step size of the policy gradient
         "action_std": 0.5,  # standard deviation of the Gaussian policy
+        "additional_args": ["--agents", "1"],  # one agent of the simulated build (its default is 12)
     }
 
 

@@ -86,9 +86,10 @@ BAD_RANGES = [
     ("episodes=1:2:3:4", "one or two colons"),
     ("episodes=1.5:4", "episodes='1.5' is not a whole number"),
     ("episodes=a:b", "episodes='a' is not a whole number"),
-    ("time_scale=0:10:log", "a logarithmic range needs LOW > 0"),
+    ("seed=0:10:log", "a logarithmic range needs LOW > 0"),
+    ("time_scale=0:10:log", "time_scale='0' must be positive"),  # the key's own rule comes first
     ("time_scale=1:10:cubic", "unknown scaling 'cubic'"),
-    ("time_scale=0.1:inf", "time_scale='inf' is not a number"),
+    ("time_scale=0.1:inf", "time_scale='inf' is not a finite number"),
     ("window=1:9:reverselog", "a reverse-logarithmic range is for a float key"),
     ("use_visual=0:1", "use_visual is true or false"),
     ("env_file=1:2", "env_file is text"),
