@@ -19,7 +19,9 @@ ALGORITHM_FILES: dict[str, tuple[str, ...]] = {
     "ppo": (
         "src/ppo_trainer.py",
         "tests/trainers/test_ppo_trainer.py",
+        "tests/trainers/test_ppo_distributed.py",  # DD-PPO on several workers
         "benchmarks/bench_trainers.py",  # PPO against Stable-Baselines3
+        "benchmarks/bench_distributed.py",  # DD-PPO with 1, 2, 3 workers
     ),
     "tf": ("src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"),
 }

@@ -18,7 +18,13 @@ REGIONS_TO_BAKE = ["us-east-1", "eu-west-1", "ap-southeast-2", "cn-north-1"]
 
 # What each algorithm choice adds; random_trainer.py is always there.
 ALGORITHM_FILES = {
-    "ppo": {"src/ppo_trainer.py", "tests/trainers/test_ppo_trainer.py", "benchmarks/bench_trainers.py"},
+    "ppo": {
+        "src/ppo_trainer.py",
+        "tests/trainers/test_ppo_trainer.py",
+        "tests/trainers/test_ppo_distributed.py",
+        "benchmarks/bench_trainers.py",
+        "benchmarks/bench_distributed.py",
+    },
     "tf": {"src/tf_trainer.py", "tests/trainers/test_tf_trainer.py"},
 }
 LEARNING_SUPPORT_FILES = {"src/template_runtime/tf_blocks.py", "tests/trainers/learning_helpers.py"}

@@ -14,6 +14,14 @@ requirements and sagemaker-training (requirements/training.txt + image.txt), giv
    as .../output/output.tar.gz, and checkpoints/ to the checkpoint URI; while it runs, the
    TensorBoardOutputConfig folder is copied to S3 every few seconds (live_tensorboard.py).
 
+With ``InstanceCount`` > 1 every instance runs here: algo-1 in that folder, algo-2, ... each in
+``hosts/<host>/`` inside it, with its own resourceconfig.json (``current_host``), channels and
+checkpoint copy, all drivers at once. The instances reach each other on loopback ports given in
+``TRAINER_CLUSTER_ADDRESSES`` (template_runtime/distributed.py reads it instead of resolving the
+host names), and host r's Unity instances use ``worker_id`` + 100 r (one machine, one port range).
+algo-1's log is echoed; the others' are in their folders' local-job.log. Results are uploaded
+from algo-1, which alone writes them.
+
 Differences from a real job, all about /opt/ml being elsewhere: paths in hyperparameters that start
 with /opt/ml are rewritten, and ``checkpoint_dir`` is set to the local checkpoints/ folder when the
 request syncs checkpoints (the trainer defaults to /opt/ml/checkpoints inside a job).
@@ -26,6 +34,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -40,6 +49,7 @@ from launcher.errors import JobFailed, LaunchError
 
 OPT_ML = "/opt/ml"
 HOST = "algo-1"
+WORKER_ID_STRIDE = 100  # host r of a local multi-instance job: worker_id + 100 r (its Unity ports)
 STOP_GRACE_SECONDS = 120  # SageMaker's time between SIGTERM and SIGKILL
 PASSED_THROUGH = (
     "HOME",
@@ -80,26 +90,44 @@ def run_training_request(
         raise LaunchError(
             f"{opt_ml} already exists: a local job of that name ran here before; remove the folder"
         )
-    if request["ResourceConfig"].get("InstanceCount", 1) > 1 and echo is not None:
+    hosts = [f"algo-{i}" for i in range(1, request["ResourceConfig"].get("InstanceCount", 1) + 1)]
+    folders = {host: opt_ml if host == HOST else opt_ml / "hosts" / host for host in hosts}
+    if len(hosts) > 1 and echo is not None:
         print(
-            f"note: {job} asks for {request['ResourceConfig']['InstanceCount']} instances; "
-            "a local job runs one (algo-1)",
+            f"note: {job} asks for {len(hosts)} instances: all run here ({HOST}'s log below, the others' "
+            f"in {opt_ml / 'hosts'}/<host>/local-job.log)",
             file=echo,
         )
     s3 = boto_session.client("s3")
     checkpoint_uri = (request.get("CheckpointConfig") or {}).get("S3Uri")
-    _lay_out(request, opt_ml, s3, checkpoint_uri)
-    command, extra_env = _driver(request, opt_ml, python)
-    env = _environment(request, python, boto_session.region_name, extra_env)
+    cluster_env = _cluster_environment(hosts)
+    runs = []
+    for rank, (host, folder) in enumerate(folders.items()):
+        _lay_out(request, folder, s3, checkpoint_uri, host, hosts, rank * WORKER_ID_STRIDE)
+        command, extra_env = _driver(request, folder, python)
+        env = _environment(request, python, boto_session.region_name, {**extra_env, **cluster_env})
+        runs.append((command, env, folder))
     log_file = opt_ml / "local-job.log"
     tensorboard = _tensorboard_sync(request, opt_ml, s3)
+    max_seconds = request["StoppingCondition"]["MaxRuntimeInSeconds"]
+    exit_code = 1
+    others: list[tuple[threading.Thread, dict]] = []
     try:
-        exit_code = _run(
-            command, env, opt_ml, request["StoppingCondition"]["MaxRuntimeInSeconds"], log_file, echo
-        )
+        for command, env, folder in runs[1:]:  # the other instances, beside algo-1
+            outcome: dict = {}
+            thread = threading.Thread(
+                target=_run_into, args=(outcome, command, env, folder, max_seconds), daemon=True
+            )
+            thread.start()
+            others.append((thread, outcome))
+        command, env, folder = runs[0]
+        exit_code = _run(command, env, folder, max_seconds, log_file, echo)
     finally:
+        for thread, _ in others:  # they end with algo-1 (its last barrier, or its error reported)
+            thread.join(timeout=STOP_GRACE_SECONDS + 30)
         if tensorboard is not None:
             tensorboard.stop()
+    exit_code = exit_code or next((o.get("exit_code", 1) for _, o in others if o.get("exit_code") != 0), 0)
     prefix = f"{request['OutputDataConfig']['S3OutputPath'].rstrip('/')}/{job}/output"
     model_uri = _upload_tar(s3, opt_ml / "model", f"{prefix}/model.tar.gz") if exit_code == 0 else None
     output_uri = _upload_tar(s3, opt_ml / "output" / "data", f"{prefix}/output.tar.gz")
@@ -120,7 +148,16 @@ def run_training_request(
 # ---------------------------------------------------------------------------------------------- /opt/ml
 
 
-def _lay_out(request: dict, opt_ml: Path, s3, checkpoint_uri: str | None) -> None:
+def _lay_out(
+    request: dict,
+    opt_ml: Path,
+    s3,
+    checkpoint_uri: str | None,
+    host: str = HOST,
+    hosts: list[str] | None = None,
+    worker_id_offset: int = 0,
+) -> None:
+    hosts = hosts or [host]
     config = opt_ml / "input" / "config"
     for folder in (config, opt_ml / "model", opt_ml / "output" / "data", opt_ml / "checkpoints"):
         folder.mkdir(parents=True)
@@ -129,17 +166,20 @@ def _lay_out(request: dict, opt_ml: Path, s3, checkpoint_uri: str | None) -> Non
     hyperparameters = {k: _local_path(v, opt_ml) for k, v in (request.get("HyperParameters") or {}).items()}
     if checkpoint_uri and "checkpoint_dir" not in hyperparameters:
         hyperparameters["checkpoint_dir"] = json.dumps(str(opt_ml / "checkpoints"))
+    if worker_id_offset:  # another instance on this machine: Unity ports of its own
+        base = json.loads(hyperparameters.get("worker_id", "0"))
+        hyperparameters["worker_id"] = json.dumps(base + worker_id_offset)
     _write_json(config / "hyperparameters.json", hyperparameters)
     _write_json(
         config / "resourceconfig.json",
         {
-            "current_host": HOST,
+            "current_host": host,
             "current_instance_type": instance_type,
             "current_group_name": "homogeneousCluster",
-            "hosts": [HOST],
+            "hosts": hosts,
             "network_interface_name": "eth0",
             "instance_groups": [
-                {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": [HOST]}
+                {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": hosts}
             ],
         },
     )
@@ -216,6 +256,19 @@ def _driver(request: dict, opt_ml: Path, python: Path) -> tuple[list[str], dict]
     )
 
 
+def _cluster_environment(hosts: list[str]) -> dict:
+    """Several instances on this machine: each host's loopback address for the trainers' cluster."""
+    if len(hosts) == 1:
+        return {}
+    with contextlib.ExitStack() as stack:
+        probes = [stack.enter_context(socket.socket()) for _ in hosts]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        ports = [probe.getsockname()[1] for probe in probes]
+    addresses = {host: f"127.0.0.1:{port}" for host, port in zip(hosts, ports, strict=True)}
+    return {"TRAINER_CLUSTER_ADDRESSES": json.dumps(addresses)}
+
+
 def _environment(request: dict, python: Path, region: str, extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k in PASSED_THROUGH or k.startswith("AWS_")}
     env.update(
@@ -281,6 +334,14 @@ def _run(
                 _stop(process, grace=10)
             process.stdout.close()
             _kill_group(process)
+
+
+def _run_into(outcome: dict, command: list[str], env: dict, cwd: Path, max_seconds: int) -> None:
+    """``_run`` for another instance of a local job (its log in its folder), in a thread."""
+    try:
+        outcome["exit_code"] = _run(command, env, cwd, max_seconds, cwd / "local-job.log", None)
+    except Exception as error:  # noqa: BLE001  (reported as that instance's failure)
+        outcome["exit_code"], outcome["error"] = 1, error
 
 
 def _stop(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:

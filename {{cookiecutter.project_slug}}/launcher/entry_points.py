@@ -27,6 +27,7 @@ class EntryPoint:
     config: dict[str, object]
     metric_names: tuple[str, ...] = field(default=())
     comments: dict[str, str] = field(default_factory=dict)
+    distributed: bool = False  # trains on several instances (its trainer class: ``distributed = True``)
 
     def hyperparameters(
         self, values: Mapping[str, object], source: str = "hyperparameters"
@@ -83,4 +84,5 @@ def load_entry_point(name: str, source_dir: Path) -> EntryPoint:
         config={**defaults, **info.config},
         metric_names=names,
         comments={**default_comments, **info.comments},
+        distributed=info.distributed,
     )

@@ -8,6 +8,7 @@ line has nothing else) and converted the same way for both front ends.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from launcher import warm_pools
-from launcher.entry_points import EntryPoint, load_entry_point
+from launcher.entry_points import EntryPoint, available, load_entry_point
 from launcher.errors import LaunchError
 from launcher.project import SOURCE_DIR, ProjectConfig, read_project
 from launcher.runtime import rules
@@ -41,7 +42,7 @@ class JobSettings:
     entry_point: str | None = None  # a file in src/; None: project.toml [training] entry_point
     hyperparameters: dict = field(default_factory=dict)  # entry point config keys: {"total_timesteps": 5000}
     instance_type: str | None = None  # None: project.toml [aws] instance_type
-    instance_count: int = 1  # machines; the examples train on one
+    instance_count: int = 1  # machines; > 1: one run on all, for a trainer that trains on several (README)
     volume_size_gb: int = 30  # disk per machine, for the build, checkpoints and results
     max_run_seconds: int = 24 * 3600  # the job is stopped after this long
     use_spot: bool = False  # managed spot training: cheaper, may be interrupted (checkpoints resume it)
@@ -107,6 +108,13 @@ class Settings:
                 f"Image:            {self.image_uri}",
                 f"Instance:         {self.instance_count} x {self.instance_type} ({spot}), "
                 f"max run {self.max_run_seconds} s",
+            ]
+            + (
+                [f"Cluster:          one run on {self.instance_count} instances (algo-1 writes the results)"]
+                if self.instance_count > 1
+                else []
+            )
+            + [
                 f"Unity build:      s3://{self.build_bucket}/{self.build_key} ({how_build})",
                 f"Results:          s3://{self.bucket}/{self.base_job_name}-<YYYYmmddHHMMSS>/",
                 f"Role:             {role}",
@@ -133,7 +141,7 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
         instance_type=_checked(
             rules.training_instance_type, "instance_type", _or(chosen.instance_type, project.instance_type)
         ),
-        instance_count=_integer("instance_count", chosen.instance_count, 1, 100),
+        instance_count=_instance_count(chosen.instance_count, entry),
         volume_size_gb=_integer("volume_size_gb", chosen.volume_size_gb, 1, 16384),
         max_run_seconds=max_run,
         use_spot=use_spot,
@@ -154,6 +162,30 @@ def resolve(settings: JobSettings | None = None, **overrides: object) -> Setting
         keep_alive_seconds=warm_pools.check_keep_alive(chosen.keep_alive_seconds, use_spot),
         live_tensorboard=_boolean("live_tensorboard", chosen.live_tensorboard),
     )
+
+
+def _instance_count(value: object, entry: EntryPoint) -> int:
+    """1, or more for an entry point whose trainer trains on several instances (``distributed = True``):
+    any other would fail on every instance at its start, after the instances were paid for."""
+    count = _integer("instance_count", value, 1, 100)
+    if count > 1 and not entry.distributed:
+        distributed = available_distributed()
+        others = f"; {', '.join(distributed)} train(s) on several" if distributed else ""
+        raise LaunchError(
+            f"instance_count={count}: src/{entry.name} trains on one instance (its trainer class does not "
+            f"declare distributed = True). Set instance_count=1{others}"
+        )
+    return count
+
+
+def available_distributed() -> list[str]:
+    """The entry points in src/ that train on several instances."""
+    found = []
+    for name in available(SOURCE_DIR):
+        with contextlib.suppress(LaunchError):
+            if load_entry_point(name, SOURCE_DIR).distributed:
+                found.append(name)
+    return found
 
 
 def check_image_uri(uri: object, region: str) -> str:

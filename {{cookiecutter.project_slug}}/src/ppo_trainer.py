@@ -7,6 +7,19 @@ compiled ``tf.function``. Continuous (Gaussian), discrete and multi-discrete act
 observations (normalised) or a camera (a small CNN). Parallel envs: ``num_envs`` Unity instances, and
 with ``multiagent=True`` every agent of each instance.
 
+Several instances (a job with ``instance_count > 1``): decentralized distributed PPO (DD-PPO, Wijmans
+et al. 2020). Every instance is a worker with its own ``num_envs`` Unity instances and rollout; the
+workers all-reduce their gradients every minibatch (TensorFlow's MultiWorkerMirroredStrategy), so the
+weights stay equal (checked after each update); the observation statistics and episode statistics
+are combined over all workers, ``total_timesteps`` counts every worker's steps, and the chief alone
+writes checkpoints, the model and metrics. The lines marked "distributed:" are all it takes; on one
+instance each of them is the local value. ``preemption_threshold`` is DD-PPO's answer to stragglers:
+once that fraction of the workers has finished its rollout, the others stop collecting (after at
+least ``min_rollout_fraction`` of ``n_steps``). A rollout cut short is learned from as it is: GAE runs
+over the steps collected and bootstraps from the value of the last observation, as at the end of any
+rollout (so its last steps' advantages lean more on the critic), and it fills fewer minibatches (the
+update's minibatch count is the same on every worker, its missing ones weigh nothing).
+
     python src/ppo_trainer.py --local                         # the build named in project.toml
     python src/ppo_trainer.py --local --num_envs 2 --checkpoint_dir runs/ppo-ckpt   # resumable
 
@@ -66,9 +79,12 @@ config = {
     "hidden_sizes": [64, 64],  # tanh layers of the actor and of the critic (ML-Agents' 3DBall: 128, 128)
     "checkpoint_frequency": 20_000,  # steps between checkpoints (also saved at the end and on SIGTERM)
     "window": 100,  # episode_reward_mean is over the last `window` episodes
+    # Several instances (DD-PPO, see above); no effect on one.
+    "preemption_threshold": 1.0,  # stragglers stop once this fraction of workers is done (paper 0.6, 1 never)
+    "min_rollout_fraction": 0.25,  # a rollout is at least this fraction of n_steps before it can be stopped
 }
 POSITIVE = ("total_timesteps", "n_steps", "batch_size", "n_epochs", "learning_rate", "clip_range")
-POSITIVE += ("checkpoint_frequency", "window")
+POSITIVE += ("checkpoint_frequency", "window", "preemption_threshold")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,10 +229,10 @@ class RunningMeanStd:
     def __init__(self, size: int):
         self.load(np.zeros(size), np.ones(size), 1e-4)
 
-    def update(self, batch: np.ndarray) -> None:
-        delta, n = batch.mean(axis=0) - self.mean, len(batch)
-        total = self.count + n
-        var = (self.var * self.count + batch.var(axis=0) * n + delta**2 * self.count * n / total) / total
+    def update(self, mean: np.ndarray, var: np.ndarray, n: int) -> None:
+        """Add a batch of ``n`` observations, given by its mean and variance."""
+        delta, total = mean - self.mean, self.count + n
+        var = (self.var * self.count + var * n + delta**2 * self.count * n / total) / total
         self.load(self.mean + delta * n / total, var, total)
 
     def load(self, mean: np.ndarray, var: np.ndarray, count: float) -> None:
@@ -232,38 +248,61 @@ class RunningMeanStd:
 
 
 class Learner(tf.Module):
-    def __init__(self, agent: Agent, c: dict):
+    def __init__(self, agent: Agent, c: dict, workers):
         super().__init__()
         self.agent, self.c = agent, c
         self.params = agent.trainable_variables
         self.optimizer = Adam(self.params, epsilon=1e-5)  # CleanRL's epsilon
+        self.sum_over_workers = workers.sum  # distributed: an all-reduce over gRPC; one worker: the identity
+        # XLA fuses the many small ops: about 3x faster than a plain graph. On CPU a collective cannot be
+        # part of an XLA program, so with several workers the epoch is a graph around the compiled halves.
+        self.train_epoch = tf.function(self.epoch, jit_compile=not workers.distributed)
 
-    @tf.function(jit_compile=True)  # XLA fuses the many small ops: about 3x faster than a plain graph
-    def train_epoch(self, obs, actions, old_log_prob, advantages, returns, minibatches, learning_rate):
-        """One pass over the rollout, a minibatch per row of index matrix ``minibatches``; mean statistics."""
-        c, totals = self.c, tf.zeros(5)
+    def epoch(self, obs, actions, old_log_prob, advantages, returns, minibatches, weights, learning_rate):
+        """One pass over the rollout, a minibatch per row of index matrix ``minibatches``; mean statistics.
+        ``weights[i]`` is 1, or 0 for a row without data (a rollout cut short: see the module docstring)."""
+        totals = tf.zeros(6)
         for i in tf.range(tf.shape(minibatches)[0]):
-            index = minibatches[i]
-            adv = tf.gather(advantages, index)
-            if c["normalize_advantage"]:
-                adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
-            with tf.GradientTape() as tape:
-                log_prob, entropy, value = self.agent.log_prob_entropy_value(
-                    tf.gather(obs, index), tf.gather(actions, index)
-                )
-                log_ratio = log_prob - tf.gather(old_log_prob, index)
-                ratio = tf.exp(log_ratio)
-                clipped = tf.clip_by_value(ratio, 1 - c["clip_range"], 1 + c["clip_range"])
-                policy_loss = -tf.reduce_mean(tf.minimum(adv * ratio, adv * clipped))
-                value_loss = 0.5 * tf.reduce_mean(tf.square(value - tf.gather(returns, index)))
-                entropy = tf.reduce_mean(entropy)
-                loss = policy_loss - c["ent_coef"] * entropy + c["vf_coef"] * value_loss
-            gradients, _ = tf.clip_by_global_norm(tape.gradient(loss, self.params), c["max_grad_norm"])
+            gradients, stats = self.gradients(obs, actions, old_log_prob, advantages, returns, minibatches[i])
+            # distributed: every worker's gradient, and how many there are, summed over the workers
+            summed = self.sum_over_workers(tf.concat([weights[i] * gradients, weights[i][None]], axis=0))
+            self.apply(summed, learning_rate)
+            totals += weights[i] * tf.concat([stats, [1.0]], axis=0)
+        totals = self.sum_over_workers(totals)  # distributed: the statistics of every worker's minibatches
+        return totals[:5] / tf.maximum(totals[5], 1.0)
+
+    @tf.function(jit_compile=True)
+    def gradients(self, obs, actions, old_log_prob, advantages, returns, index):
+        """The loss gradient on one minibatch (as one vector) and its statistics."""
+        c = self.c
+        adv = tf.gather(advantages, index)
+        if c["normalize_advantage"]:
+            adv = (adv - tf.reduce_mean(adv)) / (tf.math.reduce_std(adv) + 1e-8)
+        with tf.GradientTape() as tape:
+            log_prob, entropy, value = self.agent.log_prob_entropy_value(
+                tf.gather(obs, index), tf.gather(actions, index)
+            )
+            log_ratio = log_prob - tf.gather(old_log_prob, index)
+            ratio = tf.exp(log_ratio)
+            clipped = tf.clip_by_value(ratio, 1 - c["clip_range"], 1 + c["clip_range"])
+            policy_loss = -tf.reduce_mean(tf.minimum(adv * ratio, adv * clipped))
+            value_loss = 0.5 * tf.reduce_mean(tf.square(value - tf.gather(returns, index)))
+            entropy = tf.reduce_mean(entropy)
+            loss = policy_loss - c["ent_coef"] * entropy + c["vf_coef"] * value_loss
+        gradients = tf.concat([tf.reshape(g, [-1]) for g in tape.gradient(loss, self.params)], axis=0)
+        approx_kl = tf.reduce_mean((ratio - 1) - log_ratio)  # http://joschu.net/blog/kl-approx.html
+        clip_fraction = tf.reduce_mean(tf.cast(tf.abs(ratio - 1) > c["clip_range"], tf.float32))
+        return gradients, tf.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction])
+
+    @tf.function(jit_compile=True)
+    def apply(self, summed, learning_rate):
+        """One Adam step with the mean gradient (``summed``: the gradients' sum, then their number),
+        clipped to max_grad_norm."""
+        if summed[-1] > 0:
+            parts = tf.split(summed[:-1] / summed[-1], [int(np.prod(p.shape)) for p in self.params])
+            gradients = [tf.reshape(g, p.shape) for g, p in zip(parts, self.params, strict=True)]
+            gradients, _ = tf.clip_by_global_norm(gradients, self.c["max_grad_norm"])
             self.optimizer.apply(gradients, self.params, learning_rate)
-            approx_kl = tf.reduce_mean((ratio - 1) - log_ratio)  # http://joschu.net/blog/kl-approx.html
-            clip_fraction = tf.reduce_mean(tf.cast(tf.abs(ratio - 1) > c["clip_range"], tf.float32))
-            totals += tf.stack([policy_loss, value_loss, entropy, approx_kl, clip_fraction])
-        return totals / tf.cast(tf.shape(minibatches)[0], tf.float32)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -282,10 +321,14 @@ class PPOTrainer(Trainer):
     )
     resumable = True  # run() restores the latest checkpoint in checkpoint_dir (--run_id NAME --resume)
     checks_stop_requested = True  # on SIGTERM the loop saves a checkpoint and returns
+    distributed = True  # trains on several instances (DD-PPO), see the module docstring
 
     def run(self) -> dict:
         c = self.config
-        hidden = check_hyperparameters(c, POSITIVE, ("gamma", "gae_lambda"))
+        hidden = check_hyperparameters(c, POSITIVE, ("gamma", "gae_lambda", "preemption_threshold"))
+        check_hyperparameters(c, (), ("min_rollout_fraction",))
+        # distributed: every instance of the job is a worker (one instance: this process alone)
+        workers = self.connect_workers(c["preemption_threshold"], c["min_rollout_fraction"])
         with self.make_vec_env() as envs:
             obs = envs.reset()
             n, steps = envs.num_agents, c["n_steps"]
@@ -294,13 +337,16 @@ class PPOTrainer(Trainer):
                     f"batch_size={c['batch_size']} is more than a rollout ({n} agents x {steps} "
                     "n_steps): lower batch_size or raise n_steps"
                 )
+            workers.check_same("agents per worker", n)  # distributed: so every worker has as many minibatches
             agent = Agent(
                 envs.observation_space, envs.action_space, hidden, c["normalize_observations"], self.rng
             )
             coefficients = ("clip_range", "ent_coef", "vf_coef", "max_grad_norm", "normalize_advantage")
-            learner = Learner(agent, {key: c[key] for key in coefficients})
+            learner = Learner(agent, {key: c[key] for key in coefficients}, workers)
             normalize = RunningMeanStd(obs.shape[1]) if agent.normalize else (lambda x: x)
-            global_step, arrays, state = restore_training_state(self, learner, "PPO agent")
+            # distributed: the chief restores its checkpoint; every worker starts from the chief's state
+            restored = restore_training_state(self, learner, "PPO agent") if workers.is_chief else (0, {}, {})
+            global_step, arrays, state = workers.from_chief(self, learner.variables, *restored)
             if agent.normalize and "obs_mean" in arrays:
                 normalize.load(arrays["obs_mean"], arrays["obs_var"], arrays["obs_count"])
             recent_returns = deque(state.get("recent_returns", []), maxlen=c["window"])
@@ -308,6 +354,8 @@ class PPOTrainer(Trainer):
             policy = NumpyPolicy(agent, self.rng)
 
             def checkpoint():
+                if not workers.is_chief:  # distributed: the chief's checkpoint is the run's
+                    return
                 extra = {}
                 if agent.normalize:
                     extra = {
@@ -326,7 +374,8 @@ class PPOTrainer(Trainer):
 
             bar = self.progress_bar(c["total_timesteps"], initial=global_step)
             started, start_step, last_checkpoint = time.perf_counter(), global_step, global_step
-            while global_step < c["total_timesteps"] and not self.stop_requested:
+            stopped = False
+            while global_step < c["total_timesteps"]:
                 for t in range(steps):
                     raw_buf[t] = obs
                     obs_buf[t] = normalize(obs)
@@ -342,39 +391,50 @@ class PPOTrainer(Trainer):
                         rewards[row] += c["gamma"] * policy.value(normalize(last))[0]
                     reward_buf[t], ended_buf[t] = rewards, terminated | truncated
                     bar.update(n)
-                    if self.stop_requested:
+                    if self.stop_requested or workers.preempted(t + 1, steps):  # distributed: DD-PPO
                         break
-                if self.stop_requested:
+                workers.done_collecting()
+                if workers.any(self.stop_requested):  # distributed: every worker stops at the same update
+                    stopped = True
                     break  # the partial rollout is dropped: the checkpoint below is at the last update
-                global_step += n * steps
+                collected = t + 1  # n_steps, unless DD-PPO's preemption ended this worker's rollout early
+                new_steps = workers.count_steps(n * collected)  # distributed: every worker's steps
+                global_step += new_steps
+                bar.update(new_steps - n * collected)  # distributed: the other workers' steps
 
                 # Generalised advantage estimation; the value after the last step bootstraps the rest.
                 advantages, gae, next_value = np.zeros_like(reward_buf), 0.0, policy.value(normalize(obs))
-                for t in reversed(range(steps)):
-                    next_value = next_value if t == steps - 1 else value_buf[t + 1]
+                for t in reversed(range(collected)):
+                    next_value = next_value if t == collected - 1 else value_buf[t + 1]
                     delta = reward_buf[t] + c["gamma"] * next_value * (1 - ended_buf[t]) - value_buf[t]
                     gae = advantages[t] = delta + c["gamma"] * c["gae_lambda"] * (1 - ended_buf[t]) * gae
                 returns = advantages + value_buf
 
                 # The update: n_epochs passes over the rollout in shuffled minibatches, each one call.
-                progress = (global_step - n * steps) / c["total_timesteps"] if c["anneal_lr"] else 0.0
+                progress = (global_step - new_steps) / c["total_timesteps"] if c["anneal_lr"] else 0.0
                 learning_rate = tf.constant(c["learning_rate"] * (1.0 - min(progress, 1.0)), tf.float32)
                 rollout = [obs_buf, act_buf, logp_buf, advantages, returns]
                 rollout = [tf.constant(a.reshape(n * steps, *a.shape[2:])) for a in rollout]
-                count = n * steps // c["batch_size"]
+                count = n * steps // c["batch_size"]  # minibatches per epoch, on every worker
+                usable = n * collected // c["batch_size"]  # all of them, unless the rollout was cut short
+                weights = tf.constant(np.arange(count) < usable, tf.float32)
                 for _ in range(c["n_epochs"]):
-                    order = self.rng.permutation(n * steps)[: count * c["batch_size"]].reshape(count, -1)
-                    stats = learner.train_epoch(*rollout, tf.constant(order), learning_rate).numpy()
-                    if c["target_kl"] and stats[3] > c["target_kl"]:
+                    order = np.zeros((count, c["batch_size"]), np.int64)
+                    shuffled = self.rng.permutation(n * collected)[: usable * c["batch_size"]]
+                    order[:usable] = shuffled.reshape(usable, c["batch_size"])
+                    stats = learner.train_epoch(*rollout, tf.constant(order), weights, learning_rate).numpy()
+                    if c["target_kl"] and stats[3] > c["target_kl"]:  # stats: over all workers, so all stop
                         break
+                workers.check_identical(learner.variables, global_step)  # distributed: raises if they differ
                 policy.sync()
-                if agent.normalize:  # statistics including this rollout, used from the next one on
-                    normalize.update(raw_buf.reshape(n * steps, -1))
+                if agent.normalize:  # statistics including this rollout (distributed: every worker's)
+                    normalize.update(*workers.moments(raw_buf[:collected].reshape(n * collected, -1)))
 
-                finished = envs.pop_finished()
+                finished = workers.gather_episodes(envs.pop_finished(), c["window"])  # distributed: all
                 recent_returns.extend(episode.reward for episode in finished)
                 recent_lengths.extend(episode.length for episode in finished)
-                explained = 1 - np.var(returns - value_buf) / np.var(returns) if np.var(returns) else np.nan
+                target, predicted = returns[:collected], value_buf[:collected]
+                explained = 1 - np.var(target - predicted) / np.var(target) if np.var(target) else np.nan
                 self.log_metrics(
                     global_step,
                     episode_reward_mean=np.mean(recent_returns) if recent_returns else np.nan,
@@ -398,22 +458,26 @@ class PPOTrainer(Trainer):
             agent.obs_mean.assign(normalize.mean.astype(np.float32))
             agent.obs_std.assign(normalize.std.astype(np.float32))
         self.agent = agent  # for tests and notebooks
-        export_policy(self.model_dir / "1", agent.deterministic_actions, envs.observation_space, agent)
-        sample = raw_buf.reshape(n * steps, *raw_buf.shape[2:])[:256]  # the last rollout's observations
-        reference = (sample, agent.deterministic_actions(tf.constant(sample)).numpy())
         reward = float(np.mean(recent_returns)) if recent_returns else None
-        self.export_unity_model(
-            envs, unity_policy(agent), reference, steps=global_step, episode_reward_mean=reward
-        )
-        plot_learning_curve(self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", "PPO")
         summary = {
             "total_steps": global_step,
             "resumed_from": state.get("step"),
-            "stopped_early": self.stop_requested,
+            "stopped_early": stopped,
             "episode_reward_mean": reward,
             "config": c,
         }
-        self.write_json("summary.json", summary)
+        if workers.is_chief:  # distributed: the chief writes the run's results
+            export_policy(self.model_dir / "1", agent.deterministic_actions, envs.observation_space, agent)
+            sample = raw_buf.reshape(n * steps, *raw_buf.shape[2:])[:256]  # the last rollout's observations
+            reference = (sample, agent.deterministic_actions(tf.constant(sample)).numpy())
+            self.export_unity_model(
+                envs, unity_policy(agent), reference, steps=global_step, episode_reward_mean=reward
+            )
+            plot_learning_curve(
+                self.output_dir / "metrics.jsonl", self.output_dir / "learning_curve.png", "PPO"
+            )
+            self.write_json("summary.json", summary)
+        workers.finish()  # distributed: every worker leaves once the chief has written them
         return summary
 
 

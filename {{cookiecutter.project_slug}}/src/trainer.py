@@ -46,6 +46,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -62,6 +63,7 @@ from template_runtime.config import (
     read_sm_hps,
     validate_config,
 )
+from template_runtime.distributed import Cluster, Workers, find_cluster
 from template_runtime.metrics import BASE_METRICS, MetricsLog, stat_metric_name
 from template_runtime.unity import (
     EnvSettings,
@@ -142,6 +144,7 @@ class Trainer(ABC):
     metrics: tuple[str, ...] = ()  # a subclass's own metric names (a literal tuple: the launcher reads it)
     resumable: bool = False  # True when run() restores from checkpoint_dir (then --resume works)
     checks_stop_requested: bool = False
+    distributed: bool = False  # True when run() trains as one of several workers (connect_workers)
     local_only: bool = False
     name: str = ""  # prefix of local run folders; "" = the script's file name without "_trainer"
 
@@ -165,7 +168,17 @@ class Trainer(ABC):
         self.config = merge_config(DEFAULT_CONFIG, script, *overrides, sources=sources)
         validate_config(self.config, sources)
         self.seed: int = self.config["seed"]
-        self.rng = np.random.default_rng(self.seed)
+        self.cluster: Cluster = find_cluster(in_job=not self.local)  # one worker, unless instance_count > 1
+        if self.cluster.distributed and not self.distributed:
+            raise ConfigError(
+                f"{type(self).__name__} trains on one instance, but this run has {self.cluster.size} workers "
+                f"({self.cluster.source}): set instance_count=1 (a trainer class that declares "
+                "distributed = True, as the PPO example does, trains on several)"
+            )
+        # Each worker its own random stream; the chief's is the one-instance run's.
+        rank = self.cluster.rank
+        self.rng_seed: int | list[int] = self.seed if self.cluster.is_chief else [self.seed, rank]
+        self.rng = np.random.default_rng(self.rng_seed)
         self.worker_id: int = self.config["worker_id"]
         self.run_name = self.name or _script_name(type(self))
         self._started = datetime.now()
@@ -173,6 +186,7 @@ class Trainer(ABC):
         if self.local and (self.run_id or self.resume):
             self._run_dir = self._named_run_dir()
         self._open: list[RunningPlayer | UnityVecEnv] = []
+        self._workers: Workers | None = None
         self._metrics_log: MetricsLog | None = None
         self._progress = None
         self._stop_signal: int | None = None
@@ -235,8 +249,14 @@ class Trainer(ABC):
     # ---- the environment ----------------------------------------------------------------------
 
     def env_settings(self) -> EnvSettings:
-        """The config's env keys as the runtime takes them (player logs go to output_dir/unity_logs)."""
-        return EnvSettings.from_config(self.config, self.output_dir / "unity_logs")
+        """The config's env keys as the runtime takes them (player logs go to output_dir/unity_logs;
+        in a cluster to unity_logs/<host>, and worker r's instances get seeds from seed + r * num_envs)."""
+        if not self.cluster.distributed:
+            return EnvSettings.from_config(self.config, self.output_dir / "unity_logs")
+        settings = EnvSettings.from_config(
+            self.config, self.output_dir / "unity_logs" / self.cluster.current_host
+        )
+        return replace(settings, seed=settings.seed + self.cluster.rank * self.config["num_envs"])
 
     def make_vec_env(self, unity_file: str | os.PathLike | None = None, num_envs: int | None = None):
         """``num_envs`` (default: the config's) Unity instances of the build as one ``UnityVecEnv``:
@@ -248,6 +268,27 @@ class Trainer(ABC):
         self._open.append(envs)
         self.worker_id = envs.instances[0].worker_id
         return envs
+
+    def connect_workers(
+        self, preemption_threshold: float = 1.0, min_rollout_fraction: float = 0.25
+    ) -> Workers:
+        """The run's workers (template_runtime/distributed.py): with instance_count > 1 (or TF_CONFIG)
+        every instance of the job, connected for all-reducing; otherwise this process alone, where
+        every call is the local value. Call it before TensorFlow runs anything. The chief (algo-1)
+        alone writes metrics (``log_metrics`` does nothing on the others); a trainer writes its
+        checkpoints and model only ``if workers.is_chief``. Closed at the end of run()."""
+        if self._workers is None:
+            self._workers = Workers(self.cluster, preemption_threshold, min_rollout_fraction)
+            if self.cluster.distributed:
+                first = self.env_settings().seed
+                logger.info(
+                    "%s: random stream seeded %s, Unity instances seeded %d..%d",
+                    self.cluster.describe(),
+                    self.rng_seed,
+                    first,
+                    first + self.config["num_envs"] - 1,
+                )
+        return self._workers
 
     def get_unity_env(self, unity_file: str | os.PathLike) -> UnityEnvironment:
         """The low-level ``UnityEnvironment`` (for several behaviours, or your own wrapper)."""
@@ -400,7 +441,11 @@ class Trainer(ABC):
     def log_metrics(self, step: int, **metrics: float) -> dict[str, float]:
         """Report ``metrics`` at ``step``: one line ``step=1200 episode_reward_mean=0.53 fps=231.4`` in
         the log (the job's metric definitions read it), a record in output_dir/metrics.jsonl and
-        TensorBoard scalars; returns the values as logged (floats)."""
+        TensorBoard scalars; returns the values as logged (floats). In a cluster only the chief
+        writes them (pass it values over every worker); the others get the values back."""
+        if not self.cluster.is_chief:
+            self._pop_stats()
+            return {name: float(value) for name, value in metrics.items()}
         for name, value in self._pop_stats().items():  # what the build reported (StatsSideChannel)
             metrics.setdefault(stat_metric_name(name), value)
         logged = self._metrics().log(step, metrics)
@@ -527,6 +572,8 @@ class Trainer(ABC):
         try:
             self.close_env()
         finally:
+            if self._workers is not None:
+                self._workers.close()
             if self._progress is not None:
                 self._progress.close()
                 self._progress = None

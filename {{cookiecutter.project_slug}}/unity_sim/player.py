@@ -26,6 +26,8 @@ Arguments (unknown ones are ignored, as Unity ignores flags it does not know):
                            mlagents-envs logs a warning for each message it does not know
   --physics P              physx (default: Unity's 3DBall, see ball_balance.py) | none (the balls
                            hang still: a reference for benchmarks of the protocol alone)
+  --decision-delay S       wait S more seconds of wall time on every command (default 0): a slow
+                           machine, e.g. the straggler of a distributed test
 
 Engine configuration (EngineConfigurationChannel): time_scale, target and capture frame rate pace the
 decisions as in a real build (unity_sim/clock.py): at time_scale 1 a decision takes 0.1 s of wall
@@ -46,6 +48,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -90,6 +93,7 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--behavior-name", default=None)
     parser.add_argument("--stats", action="store_true")
     parser.add_argument("--physics", default="physx")
+    parser.add_argument("--decision-delay", type=float, default=0.0)
     arguments, ignored = parser.parse_known_args(argv)
     arguments.ignored = ignored
     return arguments
@@ -231,6 +235,8 @@ def run(arguments: argparse.Namespace) -> int:
         try:
             reply = handshake(exchange, academy, arguments)
             while reply.header.status == 200 and reply.unity_input.rl_input.command != QUIT:
+                if arguments.decision_delay > 0:
+                    time.sleep(arguments.decision_delay)
                 output = encode_step_message(academy.handle(reply.unity_input.rl_input))
                 reply = UnityMessageProto.FromString(exchange(output))
         except grpc.RpcError as error:

@@ -4,9 +4,11 @@ The contract of an entry point (any ``src/*.py`` but trainer.py itself): a modul
 dict literal (its keys are the script's hyperparameters; the runtime adds trainer.py's
 ``DEFAULT_CONFIG`` under them), a class that subclasses ``Trainer`` or ``LocalTrainer`` (directly or
 through another class of the file), optionally declaring the metrics it reports in a class
-attribute ``metrics = ("name", ...)``, and a main guard. The launcher reads scripts this way because
-its environment has no TensorFlow or mlagents; the trainer's command line reads them this way to
-answer ``--help`` and typos before TensorFlow is imported. Standard library only.
+attribute ``metrics = ("name", ...)`` and whether it trains on several instances in
+``distributed = True`` (template_runtime/distributed.py), and a main guard. The launcher reads
+scripts this way because its environment has no TensorFlow or mlagents; the trainer's command line
+reads them this way to answer ``--help`` and typos before TensorFlow is imported. Standard library
+only.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class EntryPointInfo:
     comments: dict[str, str] = field(default_factory=dict)
     trainer_class: str = ""
     metrics: tuple[str, ...] = ()
+    distributed: bool = False  # the trainer class declares ``distributed = True``: instance_count > 1 works
 
     @property
     def name(self) -> str:
@@ -67,6 +70,7 @@ def read_entry_point(path: str | Path) -> EntryPointInfo:
         comments=_comments(source, lines),
         trainer_class=trainer,
         metrics=_declared_metrics(trainer, classes, path),
+        distributed=_declared_distributed(trainer, classes, path),
     )
 
 
@@ -197,3 +201,20 @@ def _class_tuple(node: ast.ClassDef, attribute: str, path: Path) -> tuple[str, .
             f'("policy_loss", "entropy") (line {value.lineno}): the launcher reads it without running it'
         )
     return tuple(names)
+
+
+def _declared_distributed(trainer: str, classes: dict[str, ast.ClassDef], path: Path) -> bool:
+    """``distributed`` of the trainer class or of its bases in the same file (default False)."""
+    node = classes[trainer]
+    value = _module_assignment(ast.Module(body=node.body, type_ignores=[]), "distributed")
+    if value is not None:
+        if not (isinstance(value, ast.Constant) and isinstance(value.value, bool)):
+            raise EntryPointError(
+                f"{path}: {node.name}.distributed must be True or False (line {value.lineno}): the "
+                "launcher reads it without running the script"
+            )
+        return value.value
+    for base in node.bases:
+        if isinstance(base, ast.Name) and base.id in classes:
+            return _declared_distributed(base.id, classes, path)
+    return False

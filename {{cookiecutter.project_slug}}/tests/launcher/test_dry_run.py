@@ -141,6 +141,7 @@ def test_dry_run_lists_its_fields_in_reading_order(plan):
         "source_bytes",
         "source_upload",
         "build",
+        "cluster",
         "metric_definitions",
         "request",
     ]

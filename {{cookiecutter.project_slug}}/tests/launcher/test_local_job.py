@@ -11,6 +11,7 @@ import pytest
 from conftest import BUILD_KEY, Offline, Project, make_project, offline_environment, run_launch
 
 from launcher import api
+from launcher.project import SOURCE_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -127,3 +128,42 @@ def test_local_job_model_holds_the_unity_model_and_fetching_puts_it_in_results(
     )
     assert found.unity_models == [tmp_path / finished.job_name / "3DBall.onnx"]
     assert found.unity_models[0].read_bytes() == files["3DBall.onnx"]
+
+
+@pytest.mark.skipif(not (SOURCE_DIR / "ppo_trainer.py").is_file(), reason="the PPO example was not chosen")
+def test_local_job_on_two_instances_runs_both_and_uploads_the_chiefs_results(
+    moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path
+):
+    """instance_count=2: algo-1 and algo-2 run here with SageMaker's cluster files, train one run
+    (DD-PPO), and the job's results are algo-1's."""
+    worker_id = free_worker_id_here()
+    job = local_job(
+        tmp_path, role_arn, container_python, sim_build_zip,
+        "--set", "entry_point=ppo_trainer.py", "--set", "instance_count=2", "--set", "n_steps=64",
+        "--set", "total_timesteps=3072", "--set", f"worker_id={worker_id}",
+    )  # fmt: skip
+    assert job.returncode == 0, job.stdout[-5000:]
+    assert "equal on all 2 workers" in job.stdout  # algo-1's log: the weights checked against algo-2's
+    opt_ml = tmp_path / "jobs" / job.job_name
+    resources = json.loads((opt_ml / "hosts/algo-2/input/config/resourceconfig.json").read_text())
+    assert (resources["current_host"], resources["hosts"]) == ("algo-2", ["algo-1", "algo-2"])
+    other_log = (opt_ml / "hosts/algo-2/local-job.log").read_text()
+    assert "worker 2 of 2 (algo-2" in other_log and "equal on all 2 workers" in other_log
+    files = read_tar(job.project, f"{job.job_name}/output/output.tar.gz")
+    records = [json.loads(line) for line in files["metrics.jsonl"].decode().splitlines()]
+    assert [r["step"] for r in records] == [1536, 3072]  # 2 workers x 12 agents x 64 steps per update
+    assert "1/saved_model.pb" in read_tar(job.project, f"{job.job_name}/output/model.tar.gz")
+    assert not list((opt_ml / "hosts/algo-2/model").iterdir())  # only the chief writes the model
+
+
+def free_worker_id_here() -> int:
+    """A worker_id whose Unity ports (and those of algo-2, 100 above) are free now."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port + 100 < 65536:
+            return port - 5005
+    raise RuntimeError("no free port")

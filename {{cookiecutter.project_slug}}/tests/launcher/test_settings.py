@@ -156,8 +156,9 @@ def test_spot_wait_without_spot_is_refused(project):
 
 
 def test_numbers_and_flags_from_text_are_converted(project):
-    chosen = settings(project, instance_count="2", use_spot="true", checkpoints="no")
-    assert (chosen.instance_count, chosen.use_spot, chosen.checkpoints) == (2, True, False)
+    chosen = settings(project, volume_size_gb="50", use_spot="true", checkpoints="no")
+    assert (chosen.volume_size_gb, chosen.use_spot, chosen.checkpoints) == (50, True, False)
+    # instance_count="2": tests/launcher/test_cluster.py (only a trainer that trains on several takes it)
 
 
 @pytest.mark.parametrize(

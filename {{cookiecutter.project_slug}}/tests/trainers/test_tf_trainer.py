@@ -177,3 +177,18 @@ def test_sigterm_saves_a_checkpoint_with_the_replay_buffer_and_the_restarted_job
     assert summary["resumed_from"] == stopped_at and summary["total_steps"] >= stopped_at + 2000
     assert summary["replay_size"] == summary["total_steps"]  # the buffer came back with the checkpoint
     assert (tmp_path / "opt_ml/model/1/saved_model.pb").is_file()
+
+
+def test_dqn_refuses_several_instances_naming_instance_count(sim_build_zip, tmp_path, monkeypatch):
+    """DQN trains on one instance: a job with instance_count=2 stops at once on every instance, before
+    the build is fetched, with a message that says what to change."""
+    monkeypatch.setenv("SM_TRAINING_ENV", "{}")  # inside a job: SageMaker's host list makes the cluster
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_HOSTS", json.dumps(["algo-1", "algo-2"]))
+    monkeypatch.setenv("SM_CURRENT_HOST", "algo-2")
+    monkeypatch.setenv("SM_HPS", "{}")
+    expected = r"DQNTrainer trains on one instance, but this run has 2 workers \(SM_HOSTS\): "
+    expected += "set instance_count=1"
+    with pytest.raises(ConfigError, match=expected):
+        DQNTrainer(local_config(script_config, tmp_path, sim_build_zip), argv=[])
+    assert not (tmp_path / "build").exists()
