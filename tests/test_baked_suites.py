@@ -20,6 +20,7 @@ from venvs import VENV_ROOT, venv_for
 pytestmark = pytest.mark.slow
 
 SUMMARY = re.compile(r"=+ (?P<summary>[^=]*\d+ passed[^=]*) in [\d.]+s")
+COLLECTED = re.compile(r"^(?P<summary>\d+ tests? collected) in [\d.]+s$", re.MULTILINE)  # --collect-only -q
 
 # Make variable -> the lock its venv installs
 VENVS = {
@@ -53,7 +54,7 @@ def run_make(
     completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=3600)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-8000:]
-    summaries = [match["summary"] for match in SUMMARY.finditer(output)]
+    summaries = [match["summary"] for pattern in (SUMMARY, COLLECTED) for match in pattern.finditer(output)]
     assert summaries, output[-3000:]
     for summary in summaries:
         assert not re.search(r"\d+ (failed|errors?)\b", summary), summary
@@ -83,10 +84,20 @@ def test_training_suite_passes_on_the_conservative_set(cookies, shared_venvs):
 
 @pytest.mark.parametrize("algorithm", [a for a in ALGORITHMS if a != "all"])
 def test_pruned_repository_still_passes_its_tests(cookies, shared_venvs, algorithm):
-    """What pruning keeps must stand on its own; the long runs are covered by the full suite."""
+    """What pruning keeps must stand on its own.
+
+    Pruning only removes files: the training side's code and tests that remain are the very files
+    algorithm=all runs in full, so here each training suite is collected (a test importing a removed
+    file fails to collect) and the trainers' quick tests run; the launcher and the notebook read the
+    chosen entry point from project.toml, so their quick tests run. The chosen algorithm itself is
+    trained by this project's `make demo` in tests/test_readme_commands.py.
+    """
     project = bake(cookies, algorithm=algorithm).project_path
 
-    run_make(project, "test", shared_venvs, "-m 'not slow'")
+    run_make(project, "test-training", shared_venvs, "--collect-only -q")
+    run_make(project, "test-trainers", shared_venvs, "-m 'not slow'")
+    run_make(project, "test-launcher", shared_venvs, "-m 'not slow'")
+    run_make(project, "test-notebook", shared_venvs, "-m 'not slow'")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the container suite starts its own dockerd: root only")

@@ -11,6 +11,7 @@ Python: --container-python or $LAUNCHER_CONTAINER_PYTHON (requirements/dev.txt +
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -34,6 +35,34 @@ ACCOUNT = "123456789012"  # moto's account
 IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/unity-rl:test"
 BUILD_KEY = "builds/3DBall.zip"
 SIM_NAME = "3DBall"
+
+
+class CurrentStdout(logging.StreamHandler):
+    """A handler that writes to whatever sys.stdout is at the time of the record (capsys swaps it)."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def _sdk_config_logger_follows_stdout() -> None:
+    """SDK v2 gives its "sagemaker.config" logger a StreamHandler on the sys.stdout of the moment it
+    first logs (config_utils.get_sagemaker_config_logger), unless the logger has one: inside a test
+    that is capsys's stream, closed after that test, and every later record prints a "--- Logging
+    error ---" traceback. Give it the handler first, with the SDK's own format and propagation."""
+    logger = logging.getLogger("sagemaker.config")
+    if not logger.handlers:
+        handler = CurrentStdout()
+        handler.setFormatter(logging.Formatter("%(name)s %(levelname)-4s - %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+_sdk_config_logger_follows_stdout()
 
 
 def pytest_configure(config):
