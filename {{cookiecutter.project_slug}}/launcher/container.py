@@ -20,7 +20,8 @@ checkpoint copy, all drivers at once. The instances reach each other on loopback
 ``TRAINER_CLUSTER_ADDRESSES`` (template_runtime/distributed.py reads it instead of resolving the
 host names), and host r's Unity instances use ``worker_id`` + 100 r (one machine, one port range).
 algo-1's log is echoed; the others' are in their folders' local-job.log. Results are uploaded
-from algo-1, which alone writes them.
+from algo-1, which alone writes them. When algo-1 ends, is stopped or the launcher is interrupted,
+every other instance still running is stopped by its process group.
 
 Differences from a real job, all about /opt/ml being elsewhere: paths in hyperparameters that start
 with /opt/ml are rewritten, and ``checkpoint_dir`` is set to the local checkpoints/ folder when the
@@ -122,9 +123,13 @@ def run_training_request(
             others.append((thread, outcome))
         command, env, folder = runs[0]
         exit_code = _run(command, env, folder, max_seconds, log_file, echo)
+    except BaseException:  # Ctrl-C or an error while algo-1 ran: no other instance may outlive it
+        _stop_instances([outcome for _, outcome in others])
+        raise
     finally:
         for thread, _ in others:  # they end with algo-1 (its last barrier, or its error reported)
             thread.join(timeout=STOP_GRACE_SECONDS + 30)
+        _stop_instances([outcome for _, outcome in others])  # any that outlived that grace
         if tensorboard is not None:
             tensorboard.stop()
     exit_code = exit_code or next((o.get("exit_code", 1) for _, o in others if o.get("exit_code") != 0), 0)
@@ -301,11 +306,18 @@ def _container_python(value: str | Path) -> Path:
 
 
 def _run(
-    command: list[str], env: dict, cwd: Path, max_seconds: int, log_file: Path, echo: TextIO | None
+    command: list[str],
+    env: dict,
+    cwd: Path,
+    max_seconds: int,
+    log_file: Path,
+    echo: TextIO | None,
+    started: dict | None = None,
 ) -> int:
     """Run the driver in its own process group, echo and log its output.
 
     Like SageMaker, it is stopped (SIGTERM, then SIGKILL) once ``max_seconds`` have passed.
+    ``started`` gets the process as ``"process"``, so another thread can stop it.
     """
     with open(log_file, "w", encoding="utf-8") as log:
         process = subprocess.Popen(
@@ -318,6 +330,8 @@ def _run(
             errors="replace",
             start_new_session=True,
         )
+        if started is not None:
+            started["process"] = process
         timer = threading.Timer(max_seconds, _stop, args=(process,))
         timer.daemon = True
         timer.start()
@@ -338,10 +352,22 @@ def _run(
 
 def _run_into(outcome: dict, command: list[str], env: dict, cwd: Path, max_seconds: int) -> None:
     """``_run`` for another instance of a local job (its log in its folder), in a thread."""
+    if outcome.get("cancelled"):  # algo-1 was stopped before this thread got going
+        outcome["exit_code"] = 1
+        return
     try:
-        outcome["exit_code"] = _run(command, env, cwd, max_seconds, cwd / "local-job.log", None)
+        outcome["exit_code"] = _run(command, env, cwd, max_seconds, cwd / "local-job.log", None, outcome)
     except Exception as error:  # noqa: BLE001  (reported as that instance's failure)
         outcome["exit_code"], outcome["error"] = 1, error
+
+
+def _stop_instances(outcomes: list[dict]) -> None:
+    """Stop (by process group) every other instance that still runs, and let none start after this."""
+    for outcome in outcomes:
+        outcome["cancelled"] = True
+        process = outcome.get("process")
+        if process is not None and process.poll() is None:
+            _stop(process, grace=10)
 
 
 def _stop(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> None:

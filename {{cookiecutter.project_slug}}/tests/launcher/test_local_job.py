@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
-from conftest import BUILD_KEY, Offline, Project, make_project, offline_environment, run_launch
+from conftest import BUILD_KEY, REPO_ROOT, Offline, Project, make_project, offline_environment, run_launch
 
 from launcher import api
 from launcher.project import SOURCE_DIR
@@ -154,6 +161,54 @@ def test_local_job_on_two_instances_runs_both_and_uploads_the_chiefs_results(
     assert [r["step"] for r in records] == [1536, 3072]  # 2 workers x 12 agents x 64 steps per update
     assert "1/saved_model.pb" in read_tar(job.project, f"{job.job_name}/output/model.tar.gz")
     assert not list((opt_ml / "hosts/algo-2/model").iterdir())  # only the chief writes the model
+
+
+@pytest.mark.skipif(not (SOURCE_DIR / "ppo_trainer.py").is_file(), reason="the PPO example was not chosen")
+def test_an_interrupted_two_instance_local_job_leaves_no_instance_running(
+    moto_endpoint, role_arn, container_python, sim_build_zip, tmp_path
+):
+    """Ctrl-C to launch.py while both instances train: algo-2 (not only algo-1) is stopped by PID."""
+    project = make_project(tmp_path, role_arn)
+    project.s3().upload_file(str(sim_build_zip), project.bucket, BUILD_KEY)
+    children = offline_environment(tmp_path / "children")
+    command = [
+        sys.executable, "launch.py", "--project-file", str(project.file), "--local-job",
+        "--container-python", str(container_python), "--work-dir", str(tmp_path / "jobs"),
+        "--set", f"role={role_arn}", "--set", "entry_point=ppo_trainer.py", "--set", "instance_count=2",
+        "--set", "n_steps=64", "--set", "total_timesteps=10000000",
+        "--set", f"worker_id={free_worker_id_here()}",
+    ]  # fmt: skip
+    launcher = subprocess.Popen(command, cwd=REPO_ROOT, env=children.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        for line in launcher.stdout:  # algo-1's log: both workers train once its weights are checked
+            if "equal on all 2 workers" in line:
+                break
+        (opt_ml,) = (tmp_path / "jobs").iterdir()
+        assert processes_under(opt_ml), "no instance was running"
+        launcher.send_signal(signal.SIGINT)
+        launcher.communicate(timeout=120)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    deadline = time.monotonic() + 30
+    while processes_under(opt_ml) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert launcher.returncode == 130 and processes_under(opt_ml) == []
+
+
+def processes_under(folder: Path) -> list[int]:
+    """PIDs of the processes whose working directory is ``folder`` or below (the instances' drivers,
+    trainers and Unity players)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                cwd = Path(os.readlink(proc / "cwd"))
+                if cwd == folder or folder in cwd.parents:
+                    found.append(int(proc.name))
+    return found
 
 
 def free_worker_id_here() -> int:
