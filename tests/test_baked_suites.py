@@ -86,17 +86,17 @@ def test_training_suite_passes_on_the_conservative_set(cookies, shared_venvs):
 def test_pruned_repository_still_passes_its_tests(cookies, shared_venvs, algorithm):
     """What pruning keeps must stand on its own.
 
-    Pruning only removes files: the training side's code and tests that remain are the very files
-    algorithm=all runs in full, so here each training suite is collected (a test importing a removed
-    file fails to collect) and the trainers' quick tests run; the launcher and the notebook read the
-    chosen entry point from project.toml, so their quick tests run. The chosen algorithm itself is
-    trained by this project's `make demo` in tests/test_readme_commands.py.
+    Pruning only removes files: the code and tests that remain are the very files algorithm=all runs
+    in full (launcher included), so here every suite is collected (a test importing a removed file
+    fails to collect) and the trainers' and the notebook's quick tests run. What the chosen entry
+    point changes is run by this project's own README in tests/test_readme_commands.py: `make demo`
+    trains it, the local job runs it through the launcher, the dry runs and --fetch-results read it.
     """
     project = bake(cookies, algorithm=algorithm).project_path
 
-    run_make(project, "test-training", shared_venvs, "--collect-only -q")
+    for suites in ("test-training", "test-launcher", "test-notebook"):
+        run_make(project, suites, shared_venvs, "--collect-only -q")
     run_make(project, "test-trainers", shared_venvs, "-m 'not slow'")
-    run_make(project, "test-launcher", shared_venvs, "-m 'not slow'")
     run_make(project, "test-notebook", shared_venvs, "-m 'not slow'")
 
 
