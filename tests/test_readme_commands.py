@@ -70,8 +70,9 @@ COVERED_ELSEWHERE = {
 }
 CI_RUN = TEMPLATE_DIR / ".ci" / "run"
 SERVER_STARTS = ("make tensorboard", "python launch.py --tensorboard")
-VENVS = {".venv": "requirements/dev.txt", ".venv-launcher": "requirements/launcher-dev.txt",
-         ".venv-notebook": "requirements/notebook-dev.txt"}
+VENVS = {".venv": "requirements/locks/dev.txt", ".venv-launcher": "requirements/locks/launcher-dev.txt",
+         ".venv-notebook": "requirements/locks/notebook-dev.txt"}  # the hashed locks the Makefile installs
+BUILD_LOCK = "requirements/locks/build.txt"
 GIT_ENV = {"GIT_AUTHOR_NAME": "README test", "GIT_AUTHOR_EMAIL": "readme@example.com",
            "GIT_COMMITTER_NAME": "README test", "GIT_COMMITTER_EMAIL": "readme@example.com",
            "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
@@ -257,10 +258,9 @@ def venv_proxy(target: Path, proxy: Path) -> None:
 
 
 def provide_venvs(project: Path) -> None:
-    constraints = project / "requirements" / "build-constraints.txt"
-    for folder, requirements in VENVS.items():
+    for folder, lock in VENVS.items():
         if not (project / folder).exists():
-            venv_proxy(venv_for(project / requirements, constraints), project / folder)
+            venv_proxy(venv_for(project / lock, project / BUILD_LOCK), project / folder)
 
 
 @dataclass
@@ -355,7 +355,7 @@ def template_clone(tmp_path_factory) -> Path:
 def moto(tmp_path_factory):
     """A plain moto_server on loopback (from the launcher venv, which has moto[server])."""
     probe = bake_for_requirements(tmp_path_factory)
-    launcher = venv_for(probe / VENVS[".venv-launcher"], probe / "requirements" / "build-constraints.txt")
+    launcher = venv_for(probe / VENVS[".venv-launcher"], probe / BUILD_LOCK)
     port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     server = subprocess.Popen([str(launcher / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
