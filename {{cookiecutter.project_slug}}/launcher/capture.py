@@ -41,18 +41,19 @@ class RequestHeldBack(Exception):  # noqa: N818  (a signal, caught by the adapte
 
 
 @contextmanager
-def record(boto_session) -> Iterator[list[dict]]:
-    """Append every CreateTrainingJob request made through ``boto_session`` to the yielded list."""
+def record(boto_session, event: str = CREATE_EVENT) -> Iterator[list[dict]]:
+    """Append every request of ``event`` (default: CreateTrainingJob's) made through ``boto_session``
+    to the yielded list, as sent."""
     requests: list[dict] = []
 
     def keep(params, **_):
         requests.append(copy.deepcopy(params))
 
-    boto_session.events.register(CREATE_EVENT, keep)
+    boto_session.events.register(event, keep)
     try:
         yield requests
     finally:
-        boto_session.events.unregister(CREATE_EVENT, keep)
+        boto_session.events.unregister(event, keep)
 
 
 @contextmanager

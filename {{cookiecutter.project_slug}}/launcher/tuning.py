@@ -440,21 +440,6 @@ def held_back(boto_session) -> Iterator[None]:
         boto_session.events.unregister(CREATE_EVENT, stop)
 
 
-@contextlib.contextmanager
-def recorded(boto_session) -> Iterator[list[dict]]:
-    """Every CreateHyperParameterTuningJob request made through ``boto_session``, as sent."""
-    requests: list[dict] = []
-
-    def keep(params, **_):
-        requests.append(copy.deepcopy(params))
-
-    boto_session.events.register(CREATE_EVENT, keep)
-    try:
-        yield requests
-    finally:
-        boto_session.events.unregister(CREATE_EVENT, keep)
-
-
 def _prepared_request(tuning: Tuning, *, send: bool) -> tuple[dict, str]:
     from launcher import api
 
@@ -467,7 +452,10 @@ def _prepared_request(tuning: Tuning, *, send: bool) -> tuple[dict, str]:
     # which dies where IAM cannot answer, is off inside.
     role = spec.training.role_arn
     if send:
-        with role_check.checked_role(session, settings, role), recorded(session) as requests:
+        with (
+            role_check.checked_role(session, settings, role),
+            capture.record(session, CREATE_EVENT) as requests,
+        ):
             tuner.start_tuning(spec, session)
         if not requests:
             raise RuntimeError(f"SageMaker SDK {tuner.GENERATION} sent no CreateHyperParameterTuningJob")
